@@ -1,0 +1,1 @@
+"""Logical referral model <-> Salesforce objects and fields."""

@@ -1,0 +1,1 @@
+"""Routing, attribution and reward rules: pure functions of data, no I/O."""
