@@ -1,0 +1,30 @@
+"""The daemon's durable local state: one SQLite file (WAL), versioned by migrations."""
+
+from ._migrations import MIGRATIONS, Migration
+from ._store import StateStore
+from ._types import (
+    ChannelStatus,
+    DeadLetter,
+    DecidedBatch,
+    ErrorRecord,
+    NewDeadLetter,
+    OutboxEntry,
+    RoutingLogRow,
+    StateError,
+    StateStatus,
+)
+
+__all__ = [
+    "MIGRATIONS",
+    "ChannelStatus",
+    "DeadLetter",
+    "DecidedBatch",
+    "ErrorRecord",
+    "Migration",
+    "NewDeadLetter",
+    "OutboxEntry",
+    "RoutingLogRow",
+    "StateError",
+    "StateStatus",
+    "StateStore",
+]

@@ -1,0 +1,127 @@
+"""Versioned schema migrations of the state file.
+
+Each migration is a function applied once, in its own transaction together with its ``schema_version`` row,
+so a crash half-way through leaves the file at the previous version. Append new migrations; never edit one
+that has shipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import sqlite_utils
+
+from ._types import StateError
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    apply: Callable[[sqlite_utils.Database], None]
+
+
+def _v1_initial(db: sqlite_utils.Database) -> None:
+    db.table("checkpoints").create(
+        {"channel": str, "replay_id": int, "updated_at": str},
+        pk="channel",
+        not_null={"replay_id", "updated_at"},
+    )
+    db.table("outbox").create(
+        {
+            "seq": int,
+            "key": str,
+            "op": str,
+            "sobject": str,
+            "fields": str,
+            "record_id": str,
+            "external_id_field": str,
+            "expect": str,
+            "depends_on": str,
+            "status": str,
+            "attempts": int,
+            "last_error": str,
+            "next_attempt_at": str,
+            "result_id": str,
+            "created_at": str,
+            "updated_at": str,
+        },
+        pk="seq",
+        not_null={"key", "op", "sobject", "fields", "status", "attempts", "next_attempt_at", "created_at"},
+        defaults={"status": "pending", "attempts": 0},
+    )
+    db.execute("CREATE UNIQUE INDEX outbox_key ON outbox(key)")
+    db.execute("CREATE INDEX outbox_due ON outbox(status, next_attempt_at, seq)")
+    db.table("processed_events").create({"key": str, "processed_at": str}, pk="key")
+    db.table("routing_log").create(
+        {
+            "id": int,
+            "lead_id": str,
+            "advocate_id": str,
+            "standard_owner_id": str,
+            "routed_owner_id": str,
+            "rule": str,
+            "reason": str,
+            "decided_at": str,
+        },
+        pk="id",
+    )
+    db.execute("CREATE INDEX routing_log_lead ON routing_log(lead_id, id)")
+    db.table("dead_letters").create(
+        {
+            "id": int,
+            "source": str,
+            "channel": str,
+            "replay_id": int,
+            "payload": str,
+            "reason": str,
+            "created_at": str,
+        },
+        pk="id",
+        not_null={"source", "payload", "reason", "created_at"},
+    )
+    db.table("errors").create({"id": int, "where_": str, "message": str, "at": str}, pk="id")
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "checkpoints, outbox, processed events, routing log, dead letters", _v1_initial),
+)
+
+
+def current_version(db: sqlite_utils.Database) -> int:
+    if "schema_version" not in db.table_names():
+        return 0
+    row = db.execute("SELECT MAX(version) FROM schema_version").fetchone()
+    return int(row[0] or 0)
+
+
+def migrate(db: sqlite_utils.Database, migrations: tuple[Migration, ...] = MIGRATIONS) -> int:
+    """Apply the missing migrations; the resulting version. Safe to call on every open."""
+    with db.atomic():
+        if "schema_version" not in db.table_names():
+            db.table("schema_version").create(
+                {"version": int, "description": str, "applied_at": str}, pk="version"
+            )
+    version = current_version(db)
+    known = max((m.version for m in migrations), default=0)
+    if version > known:
+        raise StateError(
+            f"the state file is at schema version {version}, newer than this sfconnector knows ({known}); "
+            "upgrade sfconnector or point it at another state file"
+        )
+    for migration in sorted(migrations, key=lambda m: m.version):
+        if migration.version <= version:
+            continue
+        with db.atomic():
+            migration.apply(db)
+            db.table("schema_version").insert(
+                {
+                    "version": migration.version,
+                    "description": migration.description,
+                    "applied_at": datetime.now(UTC).isoformat(),
+                }
+            )
+        version = migration.version
+    return version

@@ -1,0 +1,446 @@
+"""StateStore: the daemon's durable local state in one SQLite file (sqlite-utils).
+
+Durability: WAL journal with ``synchronous=FULL``. Under NORMAL a power loss or OS crash may roll back the
+last commits; the data stays consistent and every write is idempotent, so that would only rewind the replay
+checkpoint, which is safe *only while the rewind stays inside Salesforce's event retention*. FULL removes the
+case altogether for one extra fsync per commit, and the daemon commits once per batch of events (not per
+event) and once per outbox drain, so the cost is small against the REST round trips around it
+(see ``bench/bench_writer.py``). A process kill (SIGKILL) is safe at any level.
+
+One connection per store, shared by threads under a lock: SQLite serialises writers anyway, and the daemon
+has a single writer task plus the pipeline.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from ._migrations import current_version, migrate
+from ._types import (
+    OUTBOX_OPS,
+    ChannelStatus,
+    DeadLetter,
+    DecidedBatch,
+    ErrorRecord,
+    OutboxEntry,
+    RoutingLogRow,
+    StateError,
+    StateStatus,
+)
+
+_OPEN_STATUSES = ("pending", "retrying")
+_MAX_ERROR_ROWS = 200  # keep the errors table small: it is for "last error", not an audit trail
+
+
+def _ts(moment: datetime) -> str:
+    """Fixed-width UTC text, so string comparison in SQL is time comparison."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _parse_ts(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _dump(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+class StateStore:
+    """Checkpoints, outbox, processed event keys, routing log and dead letters."""
+
+    def __init__(self, db: sqlite_utils.Database, path: Path) -> None:
+        self._db = db
+        self._path = path
+        self._lock = threading.RLock()
+        self._closed = False
+
+    # -- lifecycle --------------------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: Path) -> StateStore:
+        """Open (creating directories and file as needed) and bring the schema up to date."""
+        path = Path(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=10.0)
+        except (OSError, sqlite3.Error) as exc:
+            raise StateError(f"cannot open the state file {path}: {exc}") from exc
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            db = sqlite_utils.Database(conn)
+            migrate(db)
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise StateError(f"{path} is not a usable sfconnector state file: {exc}") from exc
+        except BaseException:
+            conn.close()
+            raise
+        return cls(db, path)
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    @property
+    def schema_version(self) -> int:
+        with self._lock:
+            return current_version(self._db)
+
+    def close(self) -> None:
+        """Close the file (idempotent)."""
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._db.close()
+
+    def __enter__(self) -> StateStore:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite_utils.Database]:
+        with self._lock:
+            if self._closed:
+                raise StateError("the state store is closed")
+            with self._db.atomic():
+                yield self._db
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        with self._lock:
+            if self._closed:
+                raise StateError("the state store is closed")
+            return list(self._db.query(sql, params))
+
+    # -- checkpoints and decisions ----------------------------------------------------------------------
+
+    def checkpoint(self, channel: str) -> int | None:
+        """The replay id of the last processed event on ``channel`` (None: never processed anything)."""
+        rows = self._rows("SELECT replay_id FROM checkpoints WHERE channel = ?", [channel])
+        return int(rows[0]["replay_id"]) if rows else None
+
+    def commit_batch(self, batch: DecidedBatch) -> None:
+        """Make a batch's decisions durable in ONE transaction; the checkpoint moves only with them.
+
+        Outbox entries and processed keys are INSERT OR IGNORE by key, so committing a replayed batch again
+        adds nothing and never resets an entry that is already done or being retried.
+        """
+        now = _ts(_now())
+        for entry in batch.outbox:
+            _validate_entry(entry)
+        with self._tx() as db:
+            for entry in batch.outbox:
+                db.execute(
+                    "INSERT OR IGNORE INTO outbox (key, op, sobject, fields, record_id, external_id_field, expect,"
+                    " depends_on, status, attempts, next_attempt_at, created_at, updated_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)",
+                    [
+                        entry.key,
+                        entry.op,
+                        entry.sobject,
+                        _dump(dict(entry.fields)),
+                        entry.record_id,
+                        entry.external_id_field,
+                        _dump(dict(entry.expect)) if entry.expect is not None else None,
+                        entry.depends_on,
+                        now,
+                        now,
+                        now,
+                    ],
+                )
+            for key in batch.processed_keys:
+                db.execute(
+                    "INSERT OR IGNORE INTO processed_events (key, processed_at) VALUES (?, ?)", [key, now]
+                )
+            for row in batch.routing_log:
+                db.execute(
+                    "INSERT INTO routing_log (lead_id, advocate_id, standard_owner_id, routed_owner_id, rule,"
+                    " reason, decided_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        row.lead_id,
+                        row.advocate_id,
+                        row.standard_owner_id,
+                        row.routed_owner_id,
+                        row.rule,
+                        row.reason,
+                        _ts(row.decided_at),
+                    ],
+                )
+            for letter in batch.dead_letters:
+                self._insert_dead_letter(
+                    db, letter.source, letter.channel, letter.replay_id, letter.payload, letter.reason, now
+                )
+            for channel, replay_id in batch.checkpoints.items():
+                db.execute(
+                    "INSERT INTO checkpoints (channel, replay_id, updated_at) VALUES (?, ?, ?)"
+                    " ON CONFLICT(channel) DO UPDATE SET replay_id = excluded.replay_id,"
+                    " updated_at = excluded.updated_at",
+                    [channel, int(replay_id), now],
+                )
+
+    def is_processed(self, event_key: str) -> bool:
+        return bool(self._rows("SELECT 1 FROM processed_events WHERE key = ?", [event_key]))
+
+    # -- outbox -----------------------------------------------------------------------------------------
+
+    def pending_outbox(self, limit: int, now: datetime) -> list[OutboxEntry]:
+        """Entries due at ``now`` (pending, or retrying whose retry time has come), oldest first."""
+        rows = self._rows(
+            "SELECT * FROM outbox WHERE status IN ('pending', 'retrying') AND next_attempt_at <= ?"
+            " ORDER BY seq LIMIT ?",
+            [_ts(now), int(limit)],
+        )
+        return [_entry(r) for r in rows]
+
+    def outbox_entry(self, key: str) -> OutboxEntry | None:
+        rows = self._rows("SELECT * FROM outbox WHERE key = ?", [key])
+        return _entry(rows[0]) if rows else None
+
+    def next_outbox_due(self) -> datetime | None:
+        """When the earliest open entry becomes due (None: nothing open); lets the writer sleep until then."""
+        rows = self._rows(
+            "SELECT MIN(next_attempt_at) AS due FROM outbox WHERE status IN ('pending', 'retrying')"
+        )
+        return _parse_ts(rows[0]["due"]) if rows else None
+
+    def mark_done(self, keys: Sequence[str], results: Mapping[str, str | None]) -> None:
+        """Entries written; ``results`` maps key -> the record id Salesforce returned (if any)."""
+        now = _ts(_now())
+        with self._tx() as db:
+            for key in keys:
+                db.execute(
+                    "UPDATE outbox SET status = 'done', result_id = ?, last_error = NULL, updated_at = ?"
+                    " WHERE key = ?",
+                    [results.get(key), now, key],
+                )
+
+    def mark_skipped(self, key: str, reason: str) -> None:
+        """The write no longer applies (a person changed the record meanwhile); nothing more to do."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE outbox SET status = 'skipped', last_error = ?, updated_at = ? WHERE key = ?",
+                [reason, _ts(_now()), key],
+            )
+
+    def mark_retry(self, key: str, error: str, retry_at: datetime) -> None:
+        """A transient failure: attempts += 1, keep the error, try again at ``retry_at``."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE outbox SET status = 'retrying', attempts = attempts + 1, last_error = ?,"
+                " next_attempt_at = ?, updated_at = ? WHERE key = ?",
+                [error[:2000], _ts(retry_at), _ts(_now()), key],
+            )
+
+    def dead_letter_outbox(self, key: str, reason: str) -> None:
+        """Give up on an entry: it becomes a dead letter carrying its payload; the key stays taken."""
+        now = _ts(_now())
+        with self._tx() as db:
+            rows = list(db.query("SELECT * FROM outbox WHERE key = ?", [key]))
+            if not rows:
+                raise StateError(f"no outbox entry {key!r}")
+            entry = _entry(rows[0])
+            db.execute(
+                "UPDATE outbox SET status = 'dead', last_error = ?, updated_at = ? WHERE key = ?",
+                [reason[:2000], now, key],
+            )
+            self._insert_dead_letter(db, "outbox", None, None, _entry_payload(entry), reason, now)
+
+    # -- dead letters -----------------------------------------------------------------------------------
+
+    def add_dead_letter(
+        self,
+        source: str,
+        channel: str | None,
+        replay_id: int | None,
+        payload: Mapping[str, Any],
+        reason: str,
+    ) -> int:
+        with self._tx() as db:
+            return self._insert_dead_letter(db, source, channel, replay_id, payload, reason, _ts(_now()))
+
+    @staticmethod
+    def _insert_dead_letter(
+        db: sqlite_utils.Database,
+        source: str,
+        channel: str | None,
+        replay_id: int | None,
+        payload: Mapping[str, Any],
+        reason: str,
+        now: str,
+    ) -> int:
+        cursor = db.execute(
+            "INSERT INTO dead_letters (source, channel, replay_id, payload, reason, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            [source, channel, replay_id, _dump(dict(payload)), reason[:4000], now],
+        )
+        return int(cursor.lastrowid or 0)
+
+    def dead_letters(self) -> list[DeadLetter]:
+        return [_dead_letter(r) for r in self._rows("SELECT * FROM dead_letters ORDER BY id")]
+
+    def retry_dead_letter(self, id: int) -> DeadLetter:
+        """Take a dead letter back out.
+
+        An outbox dead letter is re-queued here, in the same transaction (attempts reset). Any other dead
+        letter is removed and returned: the caller (the pipeline) feeds its payload through again.
+        """
+        with self._tx() as db:
+            rows = list(db.query("SELECT * FROM dead_letters WHERE id = ?", [id]))
+            if not rows:
+                raise StateError(f"no dead letter with id {id}")
+            letter = _dead_letter(rows[0])
+            if letter.source == "outbox":
+                key = str(letter.payload.get("key", ""))
+                now = _ts(_now())
+                cursor = db.execute(
+                    "UPDATE outbox SET status = 'pending', attempts = 0, last_error = NULL,"
+                    " next_attempt_at = ?, updated_at = ? WHERE key = ?",
+                    [now, now, key],
+                )
+                if cursor.rowcount == 0:
+                    raise StateError(
+                        f"dead letter {id} refers to outbox entry {key!r}, which no longer exists"
+                    )
+            db.execute("DELETE FROM dead_letters WHERE id = ?", [id])
+            return letter
+
+    def drop_dead_letter(self, id: int) -> None:
+        with self._tx() as db:
+            cursor = db.execute("DELETE FROM dead_letters WHERE id = ?", [id])
+            if cursor.rowcount == 0:
+                raise StateError(f"no dead letter with id {id}")
+
+    # -- routing log, errors, status --------------------------------------------------------------------
+
+    def routing_log(self, lead_id: str | None = None, limit: int = 100) -> list[RoutingLogRow]:
+        """Most recent decisions first, optionally for one lead."""
+        if lead_id is None:
+            rows = self._rows("SELECT * FROM routing_log ORDER BY id DESC LIMIT ?", [int(limit)])
+        else:
+            rows = self._rows(
+                "SELECT * FROM routing_log WHERE lead_id = ? ORDER BY id DESC LIMIT ?", [lead_id, int(limit)]
+            )
+        return [
+            RoutingLogRow(
+                lead_id=r["lead_id"],
+                advocate_id=r["advocate_id"],
+                standard_owner_id=r["standard_owner_id"],
+                routed_owner_id=r["routed_owner_id"],
+                rule=r["rule"],
+                reason=r["reason"],
+                decided_at=_parse_ts(r["decided_at"]) or _now(),
+            )
+            for r in rows
+        ]
+
+    def record_error(self, where: str, message: str) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO errors (where_, message, at) VALUES (?, ?, ?)",
+                [where, message[:2000], _ts(_now())],
+            )
+            db.execute("DELETE FROM errors WHERE id <= (SELECT MAX(id) FROM errors) - ?", [_MAX_ERROR_ROWS])
+
+    def status(self) -> StateStatus:
+        channels = tuple(
+            ChannelStatus(r["channel"], int(r["replay_id"]), _parse_ts(r["updated_at"]))
+            for r in self._rows("SELECT * FROM checkpoints ORDER BY channel")
+        )
+        counts = {
+            r["status"]: int(r["n"])
+            for r in self._rows("SELECT status, COUNT(*) AS n FROM outbox GROUP BY status")
+        }
+        oldest = self._rows(
+            "SELECT MIN(created_at) AS t FROM outbox WHERE status IN ('pending', 'retrying')"
+        )[0]["t"]
+        dead = int(self._rows("SELECT COUNT(*) AS n FROM dead_letters")[0]["n"])
+        errors = tuple(
+            ErrorRecord(r["where_"], r["message"], _parse_ts(r["at"]) or _now())
+            for r in self._rows("SELECT * FROM errors ORDER BY id DESC LIMIT 5")
+        )
+        return StateStatus(
+            channels=channels,
+            outbox_pending=counts.get("pending", 0),
+            outbox_retrying=counts.get("retrying", 0),
+            outbox_dead=counts.get("dead", 0),
+            dead_letters=dead,
+            last_errors=errors,
+            oldest_pending_at=_parse_ts(oldest),
+            schema_version=self.schema_version,
+        )
+
+
+def _validate_entry(entry: OutboxEntry) -> None:
+    if entry.op not in OUTBOX_OPS:
+        raise StateError(f"outbox entry {entry.key!r}: unknown op {entry.op!r}")
+    if not entry.key:
+        raise StateError("outbox entry without a key")
+    if entry.op == "update" and not entry.record_id:
+        raise StateError(f"outbox entry {entry.key!r}: update needs a record_id")
+    if entry.op == "upsert" and not entry.external_id_field:
+        raise StateError(f"outbox entry {entry.key!r}: upsert needs an external_id_field")
+
+
+def _entry(row: Mapping[str, Any]) -> OutboxEntry:
+    return OutboxEntry(
+        key=row["key"],
+        op=row["op"],
+        sobject=row["sobject"],
+        fields=json.loads(row["fields"]),
+        record_id=row["record_id"],
+        external_id_field=row["external_id_field"],
+        expect=json.loads(row["expect"]) if row["expect"] is not None else None,
+        depends_on=row["depends_on"],
+        seq=int(row["seq"]),
+        attempts=int(row["attempts"]),
+        status=row["status"],
+        last_error=row["last_error"],
+        result_id=row["result_id"],
+    )
+
+
+def _entry_payload(entry: OutboxEntry) -> dict[str, Any]:
+    return {
+        "key": entry.key,
+        "op": entry.op,
+        "sobject": entry.sobject,
+        "fields": dict(entry.fields),
+        "record_id": entry.record_id,
+        "external_id_field": entry.external_id_field,
+        "expect": dict(entry.expect) if entry.expect is not None else None,
+        "depends_on": entry.depends_on,
+        "attempts": entry.attempts,
+        "last_error": entry.last_error,
+    }
+
+
+def _dead_letter(row: Mapping[str, Any]) -> DeadLetter:
+    return DeadLetter(
+        id=int(row["id"]),
+        source=row["source"],
+        channel=row["channel"],
+        replay_id=int(row["replay_id"]) if row["replay_id"] is not None else None,
+        payload=json.loads(row["payload"]),
+        reason=row["reason"],
+        created_at=_parse_ts(row["created_at"]) or _now(),
+    )
