@@ -12,7 +12,14 @@ from typing import Any
 import click
 
 # name -> (module, attribute, one-line help)
-COMMANDS: dict[str, tuple[str, str, str]] = {}
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "validate": (
+        "sfconnector.commands.validate",
+        "validate",
+        "Check the config offline (exit 2 on problems).",
+    ),
+    "schema": ("sfconnector.commands.schema", "schema", "Print the JSON Schema of the config."),
+}
 
 
 class LazyGroup(click.Group):

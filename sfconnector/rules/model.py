@@ -29,7 +29,7 @@ class LeadFacts:
     """
 
     lead_id: str
-    fields: Mapping[str, Any] = _EMPTY
+    fields: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
     channel: str | None = None
     referral_code: str | None = None
     email: str | None = None
@@ -48,7 +48,7 @@ class AdvocateFacts:
     name: str = ""
     email: str | None = None
     referral_code: str | None = None
-    fields: Mapping[str, Any] = _EMPTY
+    fields: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,194 @@
+"""`load_config`: read everything, report everything, then freeze."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from sfconnector.config import _sections as s
+from sfconnector.config._compile import (
+    compile_mapping,
+    compile_owned_section,
+    compile_routing,
+    state_path,
+)
+from sfconnector.config._spec import INVALID, Ctx
+from sfconnector.config._yaml import LMap, Loc, read_yaml
+from sfconnector.config.model import (
+    AuthConfig,
+    BatchConfig,
+    Config,
+    HealthConfig,
+    LoggingConfig,
+    ReconcileConfig,
+    SalesforceConfig,
+    StateConfig,
+    StreamConfig,
+    WriterConfig,
+)
+from sfconnector.errors import ConfigError, ConfigProblem
+from sfconnector.mapping.catalog import FieldCatalog, load_catalog
+from sfconnector.rules.model import (
+    AttributionPolicy,
+    DuplicatePolicy,
+    ExistingLeadPolicy,
+    ExistingOpportunityPolicy,
+    SelfReferralPolicy,
+)
+
+SCHEMA_ID = "https://sfconnector.dev/schema/connector.schema.json"
+
+
+def config_json_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of connector.yaml, built from the specs the loader checks with."""
+    defs: dict[str, Any] = {}
+    body = s.ROOT.json_schema(defs)
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": SCHEMA_ID,
+        "title": "sfconnector configuration",
+        **body,
+        "$defs": defs,
+    }
+
+
+def _section(root: Any, key: str) -> Any:
+    return root.get(key) if isinstance(root, LMap) else None
+
+
+def _valid(value: Any) -> Any:
+    return None if value is INVALID else value
+
+
+def _health(section: LMap, ctx: Ctx) -> HealthConfig:
+    host, _, port = str(section["listen"]).rpartition(":")
+    if not 0 < int(port) < 65536:
+        ctx.add(section.loc_of("listen"), f"port {port} is out of range", "use 1-65535")
+    return HealthConfig(enabled=section["enabled"], host=host.strip("[]"), port=int(port))
+
+
+def load_config(
+    path: str | os.PathLike[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    catalog: FieldCatalog | None = None,
+) -> Config:
+    """Load, check and freeze a config file (and the files it names); raise one ConfigError listing every problem.
+
+    `env` defaults to the process environment (for `${VAR}` secrets and `$CREDENTIALS_DIRECTORY`).
+    """
+    shown = os.fspath(path)
+    problems: list[ConfigProblem] = []
+    ctx = Ctx(problems, shown, dict(os.environ) if env is None else dict(env))
+    data = read_yaml(Path(shown), shown, problems)
+    if data is None:
+        raise ConfigError(problems)
+    if not isinstance(data, LMap):
+        raise ConfigError(
+            [
+                ConfigProblem(
+                    shown, 1, 1, "the config must be a mapping of sections", "see connector.yaml.example"
+                )
+            ]
+        )
+    checked = s.ROOT.check(data, Loc(shown, 1, 1), ctx)
+    # Even with shape problems, check what can be checked, so one run reports everything.
+    root: LMap = checked if isinstance(checked, LMap) else data
+    known = catalog or load_catalog()
+    mapping_section = _valid(_section(root, "mapping"))
+    mapping = compile_mapping(mapping_section if isinstance(mapping_section, LMap) else None, ctx, known)
+    known = known.with_fields(mapping.additional_fields)
+    rules = _valid(_section(root, "rules"))
+    rules = rules if isinstance(rules, LMap) else None
+    routing_section = _valid(_section(rules, "routing"))
+    routing = compile_routing(
+        routing_section if isinstance(routing_section, LMap) else None, ctx, known, mapping
+    )
+    rewards = None
+    rewards_value = _section(rules, "rewards")
+    if rewards_value is not None and rules is not None:
+        rewards = compile_owned_section(
+            "sfconnector.rules.rewards",
+            "compile_rewards",
+            rewards_value,
+            rules.loc_of("rewards"),
+            ctx,
+            opportunity_fields=known.field_names("Opportunity"),
+            advocate_fields=known.field_names(mapping.advocate.object),
+        )
+    notifications = None
+    notifications_value = _section(rules, "notifications")
+    if notifications_value is not None and rules is not None:
+        notifications = compile_owned_section(
+            "sfconnector.rules.notifications",
+            "compile_notifications",
+            notifications_value,
+            rules.loc_of("notifications"),
+            ctx,
+        )
+    health = _health(root["health"], ctx) if isinstance(root.get("health"), LMap) else HealthConfig()
+    if problems or checked is INVALID:
+        raise ConfigError(problems)
+    return _freeze(checked, ctx, mapping, routing, rewards, notifications, health)
+
+
+def _freeze(
+    root: LMap,
+    ctx: Ctx,
+    mapping: Any,
+    routing: Any,
+    rewards: Any,
+    notifications: Any,
+    health: HealthConfig,
+) -> Config:
+    sf, auth = root["salesforce"], root["salesforce"]["auth"]
+    stream, writer = root["stream"], root["writer"]
+    attribution = root["rules"]["attribution"]
+    reconcile, logging = root["reconcile"], root["logging"]
+    return Config(
+        source=Path(ctx.file),
+        salesforce=SalesforceConfig(
+            login_url=sf["login_url"].rstrip("/"),
+            instance_url=sf["instance_url"].rstrip("/") if sf["instance_url"] else None,
+            api_version=sf["api_version"],
+            ca_bundle=sf["ca_bundle"],
+            client_name=sf["client_name"],
+            timeout_seconds=sf["timeout"],
+            auth=AuthConfig(**dict(auth)),
+        ),
+        state=StateConfig(path=state_path(root["state"]["path"], ctx.env, ctx.file)),
+        stream=StreamConfig(
+            channels=tuple(stream["channels"]),
+            start=stream["start"],
+            batch=BatchConfig(**dict(stream["batch"])),
+            max_in_flight=stream["max_in_flight"],
+        ),
+        writer=WriterConfig(
+            batch_size=writer["batch_size"],
+            max_retries=writer["max_retries"],
+            retry_initial_seconds=writer["retry_initial"],
+            retry_max_seconds=writer["retry_max"],
+            use_composite=writer["use_composite"],
+        ),
+        mapping=mapping,
+        routing=routing,
+        attribution=AttributionPolicy(
+            existing_lead=ExistingLeadPolicy(**dict(attribution["existing_lead"])),
+            existing_opportunity=ExistingOpportunityPolicy(**dict(attribution["existing_opportunity"])),
+            self_referral=SelfReferralPolicy(
+                reject_same_email=attribution["self_referral"]["reject_same_email"],
+                reject_same_domain=attribution["self_referral"]["reject_same_domain"],
+                free_mail_domains=frozenset(
+                    d.lower() for d in attribution["self_referral"]["free_mail_domains"]
+                ),
+            ),
+            duplicates=DuplicatePolicy(**dict(attribution["duplicates"])),
+        ),
+        rewards=rewards,
+        notifications=notifications,
+        reconcile=ReconcileConfig(period_seconds=reconcile["period"], lookback_seconds=reconcile["lookback"]),
+        logging=LoggingConfig(level=logging["level"], format=logging["format"]),
+        health=health,
+    )

@@ -1,0 +1,152 @@
+"""Read a YAML file into plain values that remember where they came from.
+
+Mappings become `LMap` and sequences `LList`; each knows its own position and the position of each key and
+value, so every later check can point at `file:line:col`. Duplicate keys are problems, not silent overrides.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sfconnector.errors import ConfigProblem
+
+
+@dataclass(frozen=True)
+class Loc:
+    """A 1-based position in a config file."""
+
+    file: str
+    line: int
+    col: int
+
+    def problem(self, message: str, hint: str | None = None) -> ConfigProblem:
+        return ConfigProblem(self.file, self.line, self.col, message, hint)
+
+
+class LMap(dict[str, Any]):
+    """A YAML mapping with the position of itself, its keys and its values."""
+
+    def __init__(self, loc: Loc) -> None:
+        super().__init__()
+        self.loc = loc
+        self.key_locs: dict[str, Loc] = {}
+        self.value_locs: dict[str, Loc] = {}
+
+    def loc_of(self, key: str) -> Loc:
+        """Where the value of `key` is (or the mapping itself when the key is absent)."""
+        return self.value_locs.get(key, self.loc)
+
+    def key_loc(self, key: str) -> Loc:
+        return self.key_locs.get(key, self.loc)
+
+
+class LList(list[Any]):
+    """A YAML sequence with the position of itself and of each item."""
+
+    def __init__(self, loc: Loc) -> None:
+        super().__init__()
+        self.loc = loc
+        self.item_locs: list[Loc] = []
+
+
+def _loc(file: str, node: yaml.Node) -> Loc:
+    return Loc(file, node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+class _Converter:
+    def __init__(self, file: str, problems: list[ConfigProblem]) -> None:
+        self.file = file
+        self.problems = problems
+        self.constructor = yaml.SafeLoader("")
+
+    def convert(self, node: yaml.Node) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            result = LMap(_loc(self.file, node))
+            for key_node, value_node in node.value:
+                key_loc = _loc(self.file, key_node)
+                key = self.convert(key_node) if isinstance(key_node, yaml.ScalarNode) else None
+                if not isinstance(key, str):
+                    self.problems.append(key_loc.problem("keys must be plain names", "write the key as text"))
+                    continue
+                if key in result:
+                    first = result.key_locs[key]
+                    self.problems.append(
+                        key_loc.problem(
+                            f"duplicate key '{key}'", f"first given at line {first.line}; keep only one"
+                        )
+                    )
+                    continue
+                result[key] = self.convert(value_node)
+                result.key_locs[key] = key_loc
+                result.value_locs[key] = _loc(self.file, value_node)
+            return result
+        if isinstance(node, yaml.SequenceNode):
+            items = LList(_loc(self.file, node))
+            for item in node.value:
+                items.append(self.convert(item))
+                items.item_locs.append(_loc(self.file, item))
+            return items
+        try:
+            return self.constructor.construct_object(node, deep=True)
+        except yaml.YAMLError as exc:
+            self.problems.append(_loc(self.file, node).problem(f"cannot read this value: {exc}"))
+            return None
+
+
+def _decode(file: str, data: bytes, problems: list[ConfigProblem]) -> str | None:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        before = data[: exc.start]
+        line = before.count(b"\n") + 1
+        col = exc.start - (before.rfind(b"\n") + 1) + 1
+        problems.append(
+            ConfigProblem(file, line, col, "the file is not valid UTF-8", "save the file as UTF-8")
+        )
+        return None
+
+
+def parse_yaml(file: str, text: str, problems: list[ConfigProblem]) -> Any:
+    """The located value of one YAML document, or None after recording why it cannot be read."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+        what = " ".join(part for part in (exc.context, exc.problem) if part)
+        problems.append(
+            ConfigProblem(
+                file, line, col, f"YAML syntax error: {what}", "check indentation, colons and quotes"
+            )
+        )
+        return None
+    except yaml.YAMLError as exc:
+        problems.append(ConfigProblem(file, 1, 1, f"YAML syntax error: {exc}"))
+        return None
+    if node is None:
+        problems.append(ConfigProblem(file, 1, 1, "the file is empty", "see connector.yaml.example"))
+        return None
+    return _Converter(file, problems).convert(node)
+
+
+def read_yaml(path: Path, shown_as: str, problems: list[ConfigProblem], at: Loc | None = None) -> Any:
+    """Read and parse `path`; an unreadable file is a problem at `at` (where it was named) or at 1:1."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        where = at or Loc(shown_as, 1, 1)
+        if at is None:
+            hint = "pass --config PATH, or copy connector.yaml.example to connector.yaml"
+        else:
+            hint = "check the path (relative paths are relative to the file that names them)"
+        problems.append(where.problem(f"cannot read {shown_as}: {reason}", hint))
+        return None
+    text = _decode(shown_as, data, problems)
+    if text is None:
+        return None
+    return parse_yaml(shown_as, text, problems)
