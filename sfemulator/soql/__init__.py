@@ -7,8 +7,18 @@ Both raise `SoqlError` with Salesforce's errorCode and caret-block message.
 """
 
 from sfemulator.soql.errors import SoqlError
+from sfemulator.soql.executor import SoqlResult, execute
 from sfemulator.soql.parser import parse
 from sfemulator.soql.query import Query
 from sfemulator.soql.source import FieldInfo, ObjectInfo, RecordSource
 
-__all__ = ["FieldInfo", "ObjectInfo", "Query", "RecordSource", "SoqlError", "parse"]
+__all__ = [
+    "FieldInfo",
+    "ObjectInfo",
+    "Query",
+    "RecordSource",
+    "SoqlError",
+    "SoqlResult",
+    "execute",
+    "parse",
+]

@@ -126,8 +126,9 @@ def _end_position(text: str) -> Position:
 
 def _syntax_error(text: str, exc: lark.exceptions.UnexpectedInput) -> SoqlError:
     if isinstance(exc, lark.exceptions.UnexpectedToken) and exc.token.type != "$END":
-        pos = Position(exc.token.line or 1, exc.token.column or 1)
-        detail = f"unexpected token: '{exc.token.value}'"
+        token = _misread_alias(text, exc) or exc.token
+        pos = Position(token.line or 1, token.column or 1)
+        detail = f"unexpected token: '{token.value}'"
     elif isinstance(exc, lark.exceptions.UnexpectedCharacters):
         pos = Position(exc.line, exc.column)
         char = text[exc.pos_in_stream or 0]
@@ -146,6 +147,18 @@ def _syntax_error(text: str, exc: lark.exceptions.UnexpectedInput) -> SoqlError:
             at = _position(text, match.start(1))
             return unsupported(text, at, match.group(1), feature)
     return malformed(text, pos, detail)
+
+
+def _misread_alias(text: str, exc: lark.exceptions.UnexpectedToken) -> Token | None:
+    """In `SELECT Id FRM Lead` the grammar reads FRM as an alias and fails at Lead; Salesforce blames FRM."""
+    history = exc.token_history or []
+    if not history or history[-1].type != "NAME" or history[-1].start_pos is None:
+        return None
+    alias = history[-1]
+    before = text[: alias.start_pos]
+    in_select = re.search(r"\bfrom\b", before, re.IGNORECASE) is None
+    follows_item = bool(re.search(r"[A-Za-z0-9_)]\s+$", before))
+    return alias if in_select and follows_item else None
 
 
 def _offset(text: str, pos: Position) -> int:
@@ -252,7 +265,13 @@ class _Builder:
         nodes = _trees(_trees(tree)[0])
         for node in nodes:
             if node.data == "select_field":
-                items.append(self.field_path(_trees(node)[0]))
+                path_tree, alias_tree = node.children
+                assert isinstance(path_tree, Tree)
+                path = self.field_path(path_tree)
+                if isinstance(alias_tree, Tree):
+                    token = _first_token(alias_tree)
+                    path = FieldPath(path.parts, path.pos, token.value, _pos(token))
+                items.append(path)
                 continue
             call, alias_tree = node.children
             assert isinstance(call, Tree)

@@ -40,6 +40,8 @@ class FieldPath:
 
     parts: tuple[str, ...]
     pos: Position
+    alias: str | None = None  # only grouped fields of an aggregate query may carry one
+    alias_pos: Position | None = None
 
     @property
     def text(self) -> str:
