@@ -102,7 +102,25 @@ def compile_mapping(section: LMap | None, ctx: Ctx, catalog: FieldCatalog) -> Sc
 
 _SCALARS = (str, int, float, bool, date, type(None))
 _GROUPS = ("all", "any", "not")
-_COMPARE_OPS = ("lt", "le", "gt", "ge")
+# What people coming from other rule languages type, and what they mean here.
+_OPERATOR_ALIASES = {
+    "gte": "ge",
+    ">=": "ge",
+    "lte": "le",
+    "<=": "le",
+    ">": "gt",
+    "<": "lt",
+    "eq": "equals",
+    "==": "equals",
+    "=": "equals",
+    "ne": "not_equals",
+    "neq": "not_equals",
+    "!=": "not_equals",
+    "regex": "matches",
+    "like": "matches",
+    "one_of": "in",
+    "is_set": "exists",
+}
 
 
 class _ConditionCompiler:
@@ -258,10 +276,10 @@ class _ConditionCompiler:
         ok = True
         for op, operand in value.items():
             if op not in OPS:
+                meant = _OPERATOR_ALIASES.get(op.lower())
+                hint = f"did you mean '{meant}'?" if meant else did_you_mean(op, OPS)
                 self.ctx.add(
-                    value.key_loc(op),
-                    f"unknown operator '{op}'",
-                    did_you_mean(op, OPS) or "use one of: " + ", ".join(OPS),
+                    value.key_loc(op), f"unknown operator '{op}'", hint or "use one of: " + ", ".join(OPS)
                 )
                 ok = False
                 continue

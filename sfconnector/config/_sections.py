@@ -177,6 +177,7 @@ AUTH = Obj(
 )
 
 _URL = r"https?://[^\s/]+(/[^\s]*)?"
+_URL_HINT = "write a URL such as https://login.salesforce.com"
 
 SALESFORCE = Obj(
     {
@@ -184,11 +185,15 @@ SALESFORCE = Obj(
             Str(
                 "login host, e.g. https://login.salesforce.com or https://MyDomain.my.salesforce.com",
                 pattern=_URL,
+                pattern_hint=_URL_HINT,
             ),
             required=True,
         ),
         "instance_url": Str(
-            "REST host when it differs from the one the token response names", pattern=_URL, default=None
+            "REST host when it differs from the one the token response names",
+            pattern=_URL,
+            pattern_hint=_URL_HINT,
+            default=None,
         ),
         "api_version": Str(
             "Salesforce API version", pattern=r"\d{2,3}\.0", pattern_hint="write it like 59.0", default="59.0"

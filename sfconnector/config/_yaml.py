@@ -117,12 +117,11 @@ def parse_yaml(file: str, text: str, problems: list[ConfigProblem]) -> Any:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
-        what = " ".join(part for part in (exc.context, exc.problem) if part)
-        problems.append(
-            ConfigProblem(
-                file, line, col, f"YAML syntax error: {what}", "check indentation, colons and quotes"
-            )
-        )
+        what = ", ".join(part for part in (exc.problem, exc.context) if part)
+        hint = "check indentation, colons and quotes"
+        if "'\\t'" in what:  # PyYAML shows the tab escaped
+            what, hint = "a tab character here", "YAML is indented with spaces only"
+        problems.append(ConfigProblem(file, line, col, f"YAML syntax error: {what}", hint))
         return None
     except yaml.YAMLError as exc:
         problems.append(ConfigProblem(file, 1, 1, f"YAML syntax error: {exc}"))

@@ -1,0 +1,197 @@
+"""Good configs: what loading produces, how secrets resolve, what is frozen, and the validate command."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from sfconnector.cli import main
+from sfconnector.config import ConfigError, load_config
+from sfconnector.rules.model import RoutingAction
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "connector.yaml.example"
+
+MINIMAL = """\
+salesforce:
+  login_url: https://login.salesforce.com/
+  auth:
+    method: jwt
+    client_id: 3MVG9abc
+    username: integration@example.com
+    private_key_file: keys/jwt.pem
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "connector.yaml") -> Path:
+    path = tmp_path / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_example_config_loads_and_names_the_emulator_identity() -> None:
+    config = load_config(EXAMPLE, env={})
+    assert config.salesforce.login_url == "https://127.0.0.1:8443"
+    assert config.salesforce.auth.method == "jwt"
+    assert config.salesforce.auth.client_id == "sfconnector-demo"
+    assert config.salesforce.auth.username == "integration@sfconnector.test"
+    assert config.salesforce.auth.private_key_file == ROOT / "state/tls/jwt-key.pem"
+    assert config.salesforce.ca_bundle == ROOT / "state/tls/ca.pem"
+    assert [r.name for r in config.routing.rules][0] == "partner-social-to-desk"
+    assert config.routing.fallbacks.inactive_owner == RoutingAction("queue", "Referral Desk")
+    assert config.rewards is not None and config.notifications is not None
+
+
+def test_minimal_config_gets_the_documented_defaults(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, MINIMAL), env={})
+    assert config.salesforce.login_url == "https://login.salesforce.com"  # trailing slash dropped
+    assert config.salesforce.api_version == "59.0"
+    assert config.salesforce.client_name == "sfconnector"
+    assert config.stream.channels == ("/data/LeadChangeEvent", "/event/Referral_Submitted__e")
+    assert config.stream.start == "latest"
+    assert config.writer.batch_size == 200
+    assert config.state.path == tmp_path / "state/sfconnector.db"
+    assert config.mapping.advocate.referral_code == "Referral_Code__c"
+    assert config.mapping.referral_code.case == "upper"
+    assert config.routing.rules == ()
+    assert config.routing.fallbacks.unknown_advocate.kind == "keep_standard"
+    assert config.attribution.existing_lead.within_days == 30
+    assert "gmail.com" in config.attribution.self_referral.free_mail_domains
+    assert config.health.host == "127.0.0.1" and config.health.port == 9108
+    assert config.salesforce.auth.private_key_file == tmp_path / "keys/jwt.pem"
+
+
+def test_loaded_config_is_frozen(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, MINIMAL), env={})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.writer.batch_size = 1  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.routing.fallbacks.no_match = RoutingAction("queue", "X")  # type: ignore[misc]
+
+
+def test_state_path_defaults_to_systemd_state_directory(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, MINIMAL), env={"STATE_DIRECTORY": "/var/lib/sfconnector"})
+    assert config.state.path == Path("/var/lib/sfconnector/sfconnector.db")
+
+
+def test_paths_expand_environment_variables(tmp_path: Path) -> None:
+    text = MINIMAL + "state:\n  path: ${SFCONNECTOR_STATE_DIR}/db.sqlite\n"
+    config = load_config(write(tmp_path, text), env={"SFCONNECTOR_STATE_DIR": "/srv/state"})
+    assert config.state.path == Path("/srv/state/db.sqlite")
+
+
+CLIENT_CREDENTIALS = """\
+salesforce:
+  login_url: https://login.salesforce.com
+  auth:
+    method: client_credentials
+    client_id: 3MVG9abc
+    client_secret: {secret}
+"""
+
+
+def test_secret_from_environment_variable_is_resolved_and_hidden(tmp_path: Path) -> None:
+    path = write(tmp_path, CLIENT_CREDENTIALS.format(secret="${SF_SECRET}"))
+    config = load_config(path, env={"SF_SECRET": "very-secret-value"})
+    secret = config.salesforce.auth.client_secret
+    assert secret is not None and secret.reveal() == "very-secret-value"
+    assert "very-secret-value" not in repr(config)
+    assert "very-secret-value" not in str(secret)
+
+
+def test_secret_from_file_is_read_relative_to_the_config(tmp_path: Path) -> None:
+    write(tmp_path, "from-a-file\n", "secrets/client-secret")
+    config = load_config(
+        write(tmp_path, CLIENT_CREDENTIALS.format(secret="file:secrets/client-secret")), env={}
+    )
+    assert config.salesforce.auth.client_secret is not None
+    assert config.salesforce.auth.client_secret.reveal() == "from-a-file"
+
+
+def test_secret_from_systemd_credential(tmp_path: Path) -> None:
+    creds = tmp_path / "creds"
+    write(creds, "from-systemd\n", "client-secret")
+    path = write(tmp_path, CLIENT_CREDENTIALS.format(secret="credential:client-secret"))
+    config = load_config(path, env={"CREDENTIALS_DIRECTORY": str(creds)})
+    assert config.salesforce.auth.client_secret is not None
+    assert config.salesforce.auth.client_secret.reveal() == "from-systemd"
+
+
+def test_private_key_file_may_be_a_systemd_credential(tmp_path: Path) -> None:
+    creds = tmp_path / "creds"
+    write(creds, "-----BEGIN PRIVATE KEY-----\n", "jwt-key.pem")
+    path = write(tmp_path, MINIMAL.replace("keys/jwt.pem", "credential:jwt-key.pem"))
+    config = load_config(path, env={"CREDENTIALS_DIRECTORY": str(creds)})
+    assert config.salesforce.auth.private_key_file == creds / "jwt-key.pem"
+
+
+def test_missing_secret_file_is_a_problem_at_its_position(tmp_path: Path) -> None:
+    path = write(tmp_path, CLIENT_CREDENTIALS.format(secret="file:nope"))
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, env={})
+    [problem] = caught.value.problems
+    assert (problem.line, problem.col) == (6, 20)
+    assert problem.message == f"cannot read secret file {tmp_path / 'nope'}: No such file or directory"
+
+
+def test_api_names_are_matched_case_insensitively_and_canonicalised(tmp_path: Path) -> None:
+    text = MINIMAL + (
+        "mapping:\n  advocate:\n    object: advocate__c\n    email: EMAIL__C\n"
+        "rules:\n  routing:\n    rules:\n      - name: r\n        when: {lead.company: Acme}\n"
+        "        then: keep_standard\n"
+    )
+    config = load_config(write(tmp_path, text), env={})
+    assert config.mapping.advocate.object == "Advocate__c"
+    assert config.mapping.advocate.email == "Email__c"
+    assert config.routing.rules[0].when is not None
+    assert config.routing.rules[0].when.subject == "lead.Company"  # type: ignore[union-attr]
+
+
+def test_additional_fields_make_org_specific_fields_usable(tmp_path: Path) -> None:
+    rule = "rules:\n  routing:\n    rules:\n      - name: r\n        when: {lead.Region__c: EMEA}\n        then: keep_standard\n"
+    with pytest.raises(ConfigError):
+        load_config(write(tmp_path, MINIMAL + rule), env={})
+    extra = "mapping:\n  additional_fields:\n    Lead: [Region__c]\n"
+    config = load_config(write(tmp_path, MINIMAL + extra + rule), env={})
+    assert config.mapping.additional_fields == {"Lead": ("Region__c",)}
+
+
+def test_sections_can_live_in_their_own_files(tmp_path: Path) -> None:
+    write(tmp_path, "rules:\n  - name: everyone\n    then: owner_of_advocate\n", "rules/routing.yaml")
+    write(
+        tmp_path,
+        "routing:\n  file: routing.yaml\nattribution:\n  duplicates: {winner: latest}\n",
+        "rules/all.yaml",
+    )
+    config = load_config(write(tmp_path, MINIMAL + "rules:\n  file: rules/all.yaml\n"), env={})
+    assert [r.name for r in config.routing.rules] == ["everyone"]
+    assert config.attribution.duplicates.winner == "latest"
+
+
+def test_reward_problems_are_reported_at_their_position_in_the_file(tmp_path: Path) -> None:
+    text = MINIMAL + "rules:\n  rewards:\n    rules:\n      - name: base\n        amout: 100\n"
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text), env={})
+    located = [(p.line, p.col, p.message) for p in caught.value.problems]
+    assert (12, 9, "unknown key 'amout'") in located
+
+
+def test_notification_problems_are_reported_at_their_position_in_the_file(tmp_path: Path) -> None:
+    text = MINIMAL + "rules:\n  notifications:\n    advocat: {}\n"
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text), env={})
+    assert [(p.line, p.col, p.message) for p in caught.value.problems] == [(10, 5, "unknown key 'advocat'")]
+
+
+def test_validate_prints_ok_and_a_summary_for_the_example(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    result = CliRunner().invoke(main, ["validate", "--config", "connector.yaml.example"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(
+        "config OK: org https://127.0.0.1:8443 (API 59.0, auth jwt), 2 channel(s), "
+    )
+    assert "4 routing rule(s)" in result.stdout
