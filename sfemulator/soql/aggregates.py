@@ -156,22 +156,27 @@ def run_aggregate(
     ]
 
 
+def _present(_: Record) -> bool:
+    return True
+
+
 def _group(plan: _Plan, records: list[Record]) -> list[dict[Any, Any]]:
     """One context per group: group values by position, aggregate values by AggKey."""
     getters = [b.get for b in plan.groups]
     agg_items = list(plan.aggs.items())
+    agg_getters = [bound.get if bound is not None else _present for _, (_, bound) in agg_items]
     buckets: dict[tuple[Any, ...], tuple[list[Any], list[list[Any]]]] = {}
     counts: dict[tuple[Any, ...], int] = {}
     for record in records:
         values = [g(record) for g in getters]
-        key = tuple(_fold(v) for v in values)
+        key = tuple([_fold(v) for v in values])
         bucket = buckets.get(key)
         if bucket is None:
             bucket = buckets[key] = (values, [[] for _ in agg_items])
             counts[key] = 0
         counts[key] += 1
-        for slot, (_, (_, bound)) in zip(bucket[1], agg_items, strict=True):
-            slot.append(bound.get(record) if bound is not None else True)
+        for slot, get in zip(bucket[1], agg_getters, strict=True):
+            slot.append(get(record))
     if not plan.groups and not buckets:
         buckets[()] = ([], [[] for _ in agg_items])
         counts[()] = 0

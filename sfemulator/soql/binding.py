@@ -49,6 +49,8 @@ NAME_ENTITY = ObjectInfo(
             FieldInfo("Username", "string"),
             FieldInfo("Title", "string"),
             FieldInfo("Phone", "phone"),
+            FieldInfo("ProfileId", "reference"),
+            FieldInfo("UserRoleId", "reference"),
         )
     },
 )

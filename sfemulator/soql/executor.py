@@ -68,8 +68,8 @@ def execute(
     records: Iterable[Record] = source.records(binder.schema.name, include_deleted)
     aggregate = any(isinstance(item, Aggregate) for item in query.select) or bool(query.group_by)
     if aggregate:
-        rows = run_aggregate(query, binder, [r for r in records if where(r)], today)
-        return SoqlResult(rows=_page(rows, query), total_size=len(_page(rows, query)))
+        rows = _page(run_aggregate(query, binder, [r for r in records if where(r)], today), query)
+        return SoqlResult(rows=rows, total_size=len(rows))
     if query.count_only:
         count = sum(1 for r in records if where(r))
         count = max(0, count - (query.offset or 0))
