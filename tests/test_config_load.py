@@ -41,7 +41,12 @@ def test_example_config_loads_and_names_the_emulator_identity() -> None:
     assert config.salesforce.auth.username == "integration@sfconnector.test"
     assert config.salesforce.auth.private_key_file == ROOT / "state/tls/jwt-key.pem"
     assert config.salesforce.ca_bundle == ROOT / "state/tls/ca.pem"
-    assert [r.name for r in config.routing.rules][0] == "partner-social-to-desk"
+    assert [r.name for r in config.routing.rules] == [
+        "partner-social-to-desk",
+        "enterprise-to-diego",
+        "employee-referrals-to-owner",
+        "advocate-owner",
+    ]
     assert config.routing.fallbacks.inactive_owner == RoutingAction("queue", "Referral Desk")
     assert config.rewards is not None and config.notifications is not None
 

@@ -129,6 +129,7 @@ class RoutingRules:
 
 # ---------------------------------------------------------------- routing decisions
 
+REASON_MAX = 255
 DecisionAction = Literal["owner_of_advocate", "user", "queue", "keep_standard", "keep_current"]
 
 
@@ -156,6 +157,13 @@ class RoutingDecision:
     user: str | None = None
     queue: str | None = None
     trace: tuple[TraceStep, ...] = ()
+
+    def __post_init__(self) -> None:
+        # The reason is written to Referral__c.Routing_Reason__c (Text 255) and read by people: one line.
+        line = " ".join(self.reason.split())
+        if len(line) > REASON_MAX:
+            line = line[: REASON_MAX - 1] + "…"
+        object.__setattr__(self, "reason", line)
 
     @property
     def changes_owner(self) -> bool:

@@ -57,16 +57,18 @@ def _act(
                 "keep_standard", rule, f"{why}; no advocate, standard assignment kept", trace=trace
             )
         if advocate.owner_id is None or owner_active is False:
-            problem = (
-                "has no owner" if advocate.owner_id is None else f"owner {advocate.owner_id} is inactive"
-            )
+            label = _advocate_label(advocate)
+            if advocate.owner_id is None:
+                problem = f"{label} has no owner"
+            else:
+                problem = f"the owner {advocate.owner_id} of {label} is inactive"
             fallback = rules.fallbacks.inactive_owner
             if fallback.kind == "owner_of_advocate":
                 fallback = RoutingAction("keep_standard")
             return _act(
                 fallback,
                 "fallback:inactive_owner",
-                f"{why}; {_advocate_label(advocate)} {problem}",
+                f"{why}; but {problem}",
                 advocate,
                 owner_active,
                 rules,
@@ -134,7 +136,7 @@ def decide_routing(
     trace: list[TraceStep] = []
     for rule in rules.rules:
         if rule.when is None:
-            matched, why = True, "always"
+            matched, why = True, "any referral"
         else:
             matched, why = evaluate(rule.when, lambda s: subject_value(s, lead, advocate))
         trace.append(TraceStep(rule.name, matched, why))
