@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from sfemulator.ids import IdFactory
-from sfemulator.soql import FieldInfo, ObjectInfo, SoqlError, SoqlResult, execute, parse
+from sfemulator.soql import FieldInfo, ObjectInfo, SoqlError, SoqlResult, compile_where, execute, parse
 
 NOW = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC)  # a Monday
 
@@ -440,3 +440,16 @@ def test_equality_filter_over_100k_records_is_fast() -> None:
         best = min(best, time.perf_counter() - started)
     assert result.total_size == 1
     assert best < 0.1, f"{best * 1000:.1f} ms"
+
+
+def test_compile_where_matches_single_records_like_execute(org: MemoryOrg) -> None:
+    """PushTopic matching uses the same predicate as queries: case-insensitive text, 15-char ids, parents."""
+    owner15 = org.rows["User"][0]["Id"][:15]
+    query = parse(
+        f"SELECT Id FROM Lead WHERE Company = 'ACME' AND OwnerId = '{owner15}' AND Owner.IsActive = true"
+    )
+    matches = compile_where(query, org, now=NOW)
+    assert [matches(r) for r in org.rows["Lead"]] == [True, False, False]
+    assert [r["Id"] for r in org.rows["Lead"] if matches(r)] == [r["Id"] for r in run(org, query.text).rows]
+    with pytest.raises(SoqlError):
+        compile_where(parse("SELECT Id FROM Lead WHERE Nope = 1"), org)

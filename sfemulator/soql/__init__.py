@@ -7,7 +7,7 @@ Both raise `SoqlError` with Salesforce's errorCode and caret-block message.
 """
 
 from sfemulator.soql.errors import SoqlError
-from sfemulator.soql.executor import SoqlResult, execute
+from sfemulator.soql.executor import SoqlResult, compile_where, execute
 from sfemulator.soql.parser import parse
 from sfemulator.soql.query import Query
 from sfemulator.soql.source import FieldInfo, ObjectInfo, RecordSource
@@ -19,6 +19,7 @@ __all__ = [
     "RecordSource",
     "SoqlError",
     "SoqlResult",
+    "compile_where",
     "execute",
     "parse",
 ]

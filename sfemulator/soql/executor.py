@@ -58,13 +58,7 @@ def execute(
             f"Maximum SOQL offset allowed is {MAX_OFFSET}",
         )
 
-    def resolve_plain(operand: FieldPath | Aggregate) -> tuple[Getter, FieldInfo]:
-        if isinstance(operand, Aggregate):  # the parser allows aggregates only in HAVING
-            raise AssertionError("aggregate outside HAVING")
-        bound = binder.bind(operand)
-        return bound.get, bound.field
-
-    where = FilterCompiler(query.text, resolve_plain, today).compile(query.where)
+    where = _compile_where(query, binder, today)
     records: Iterable[Record] = source.records(binder.schema.name, include_deleted)
     aggregate = any(isinstance(item, Aggregate) for item in query.select) or bool(query.group_by)
     if aggregate:
@@ -87,6 +81,29 @@ def execute(
         matched = _page(matched, query)
     rows = [project(r) for r in matched]
     return SoqlResult(rows=rows, total_size=len(rows))
+
+
+def compile_where(
+    query: Query, source: RecordSource, *, now: dt.datetime | None = None
+) -> Callable[[Record], bool]:
+    """The query's WHERE clause as a predicate over one record of its object, with exactly the semantics
+    `execute` uses (PushTopic matching needs this for single changed records).
+
+    Schema errors raise SoqlError as in `execute`. Relative date literals (TODAY...) are fixed at `now`,
+    so a long-lived predicate should be compiled again when the day changes.
+    """
+    binder = Binder(query, source, ParentLookup(source))
+    return _compile_where(query, binder, (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).date())
+
+
+def _compile_where(query: Query, binder: Binder, today: dt.date) -> Callable[[Record], bool]:
+    def resolve(operand: FieldPath | Aggregate) -> tuple[Getter, FieldInfo]:
+        if isinstance(operand, Aggregate):  # the parser allows aggregates only in HAVING
+            raise AssertionError("aggregate outside HAVING")
+        bound = binder.bind(operand)
+        return bound.get, bound.field
+
+    return FilterCompiler(query.text, resolve, today).compile(query.where)
 
 
 def _first(records: Iterable[Record], where: Callable[[Record], bool], limit: int) -> list[Record]:
