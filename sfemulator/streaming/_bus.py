@@ -204,6 +204,12 @@ class EventBus:
                 chans = list(self._channels.values())
             return sum(ch.ring.drop_first(ch.ring.count_before_time(cutoff_ms)) for ch in chans)
 
+    def clear(self) -> None:
+        """Drop every retained event; ids keep increasing so old checkpoints stay invalid, not reused."""
+        with self._lock:
+            for ch in self._channels.values():
+                ch.ring.drop_first(len(ch.ring))
+
     def retained_count(self, name: str | None = None) -> int:
         with self._lock:
             if name is not None:

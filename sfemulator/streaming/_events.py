@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import uuid
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
@@ -48,7 +49,9 @@ COMPOUND_FIELDS: dict[str, dict[str, tuple[str, str]]] = {
 }
 _COMPOUND_NAMES = {entity: {c for c, _ in parts.values()} for entity, parts in COMPOUND_FIELDS.items()}
 # Never in a change event body: the id travels in recordIds, the rest are not tracked by CDC.
-_NOT_IN_BODY = frozenset({"Id", "attributes", "SystemModstamp", "LastViewedDate", "LastReferencedDate"})
+_NOT_IN_BODY = frozenset(
+    {"Id", "IsDeleted", "attributes", "SystemModstamp", "LastViewedDate", "LastReferencedDate"}
+)
 _NOT_IN_PE_BODY = frozenset({"Id", "attributes", "ReplayId", "EventUuid"})
 
 
@@ -82,6 +85,16 @@ class CommitLike(Protocol):
     def api_version(self) -> str | None: ...
     @property
     def client(self) -> str | None: ...
+
+
+_REST_DATETIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?\+0000$")
+
+
+def event_value(value: Any) -> Any:
+    """Datetimes as event payloads carry them (`...000Z`), not as the REST API does (`...000+0000`)."""
+    if isinstance(value, str) and _REST_DATETIME.match(value):
+        return value[:-5] + "Z"
+    return value
 
 
 def schema_id(name: str) -> str:
@@ -134,12 +147,12 @@ def nest_fields(
             nested = body.get(compound)
             if not isinstance(nested, dict):
                 nested = body[compound] = {}
-            nested[sub] = value
+            nested[sub] = event_value(value)
             names.append(f"{compound}.{sub}")
         elif name in _COMPOUND_NAMES.get(entity, ()):
             continue  # the read-only full value of a compound field is never sent
         else:
-            body[name] = value
+            body[name] = event_value(value)
             names.append(name)
     return body, names
 
@@ -203,7 +216,9 @@ def cdc_body(commit: CommitLike, change: ChangeLike, sequence_number: int) -> Ev
 
 
 def pe_body(commit: CommitLike, change: ChangeLike) -> EventBody:
-    payload = {k: v for k, v in change.fields.items() if k not in _NOT_IN_PE_BODY and v is not None}
+    payload = {
+        k: event_value(v) for k, v in change.fields.items() if k not in _NOT_IN_PE_BODY and v is not None
+    }
     payload.setdefault("CreatedDate", iso_ms(commit.commit_timestamp_ms))
     payload.setdefault("CreatedById", commit.commit_user)
     event_uuid = change.event_uuid or str(uuid.uuid4())

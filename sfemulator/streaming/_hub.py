@@ -73,6 +73,14 @@ class _OrgEvents:
         )
         self.topics = _pushtopic.PushTopics(org)
         org.add_commit_listener(self.on_commit)
+        add_reset_listener = getattr(org, "add_reset_listener", None)
+        if add_reset_listener is not None:
+            add_reset_listener(self.on_reset)
+
+    def on_reset(self) -> None:
+        """A reset org has no history: drop retained events (ids keep increasing) and re-read PushTopics."""
+        self.bus.clear()
+        self.topics.reload()
 
     def on_commit(self, commit: Any) -> None:
         items = commit_events(commit, NOT_CDC_ENABLED)
@@ -252,8 +260,13 @@ def install(app: web.Application, org: Any, settings: Any = None) -> StreamingHu
     app.router.add_post("/_emulator/streaming/expire", hub.expire)
     app.router.add_post("/_emulator/streaming/disconnect", hub.disconnect)
 
+    async def _shutdown(_: web.Application) -> None:
+        # Before aiohttp waits for in-flight handlers: held connects end as a stopping server ends them.
+        hub.server.cut_held_connections()
+
     async def _cleanup(_: web.Application) -> None:
         hub.close()
 
+    app.on_shutdown.append(_shutdown)
     app.on_cleanup.append(_cleanup)
     return hub

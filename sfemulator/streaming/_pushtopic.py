@@ -116,11 +116,18 @@ def matches(cond: Condition | None, record: Mapping[str, Any]) -> bool:
 
 
 def _lookup(record: Mapping[str, Any], name: str) -> Any:
+    return _lookup_item(record, name)[1]
+
+
+def _lookup_item(record: Mapping[str, Any], name: str) -> tuple[str, Any]:
+    """(canonical field name, value); the name as written when the record lacks the field."""
+    if name in record:
+        return name, record[name]
     lowered = name.lower()
     for key, value in record.items():
         if key.lower() == lowered:
-            return value
-    return None
+            return key, value
+    return name, None
 
 
 def _normalise(actual: Any, value: Value) -> tuple[Any, Any]:
@@ -205,6 +212,10 @@ class PushTopics:
         topics = (compile_topic(r) for r in self._records.values())
         self._by_name = {t.name: t for t in topics if t is not None}
 
+    def reload(self) -> None:
+        with self._lock:
+            self._loaded = False
+
     def exists(self, name: str) -> bool:
         with self._lock:
             if not self._loaded or name not in self._by_name:
@@ -263,7 +274,7 @@ class PushTopics:
             changed = {name.lower() for name in change.fields}
             if notifying is not None and not (changed & notifying):
                 return None
-        sobject = {name: _lookup(record, name) for name in topic.select}
+        sobject = dict(_lookup_item(record, name) for name in topic.select)
         head = (
             '{"data":{"event":{"createdDate":'
             + json.dumps(iso_ms(commit.commit_timestamp_ms))
