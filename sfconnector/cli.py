@@ -19,6 +19,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "Check the config offline (exit 2 on problems).",
     ),
     "schema": ("sfconnector.commands.schema", "schema", "Print the JSON Schema of the config."),
+    "emulator": (
+        "sfemulator.cli",
+        "emulator_command",
+        "Run the local Salesforce emulator (HTTPS) until stopped.",
+    ),
 }
 
 

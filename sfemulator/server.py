@@ -192,6 +192,10 @@ class Emulator:
         return self.settings.base_url
 
     @property
+    def tls_dir(self) -> Path:
+        return self.settings.tls_dir
+
+    @property
     def ca_path(self) -> Path:
         return self.settings.tls_dir / "ca.pem"
 

@@ -494,7 +494,7 @@ class Transaction:
         given = self._coerce_values(obj, values, creating=True)
         record: dict[str, Any] = {}
         for fd in obj.fields.values():
-            if fd.default is not None and fd.createable:
+            if fd.default is not None and (fd.createable or fd.type == "boolean"):
                 record[fd.name] = fd.default
         if obj.has_owner:
             record["OwnerId"] = self.ctx.user_id
