@@ -330,7 +330,7 @@ def interleave(draw: st.DrawFn, streams: list[list[Event]]) -> list[Event]:
     return merged
 
 
-@settings(max_examples=150)
+@settings(max_examples=100)
 @given(st.data(), reward_rules(), advocates())
 def test_replays_and_interleavings_converge_to_canonical_records(
     data: st.DataObject, rules: RewardRules, advocate: AdvocateFacts
@@ -341,7 +341,7 @@ def test_replays_and_interleavings_converge_to_canonical_records(
     assert run(delivered, advocate, rules) == canonical
 
 
-@settings(max_examples=150)
+@settings(max_examples=100)
 @given(st.data(), reward_rules(), advocates())
 def test_any_order_gives_the_same_reward_keys_and_amounts(
     data: st.DataObject, rules: RewardRules, advocate: AdvocateFacts
@@ -363,3 +363,67 @@ def test_only_clawback_adjustments_are_negative(
         if reward.amount < 0:
             paid = run(history, advocate, rules)[key.removesuffix(":clawback")]
             assert (paid.status, paid.amount) == (PAID, -reward.amount)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# compile never raises
+
+SECTION_WORDS = [
+    "rules",
+    "promotions",
+    "clawback",
+    "name",
+    "when",
+    "amount",
+    "percent",
+    "tiers",
+    "min",
+    "max",
+    "type",
+    "default_type",
+    "approval_above",
+    "hold_days",
+    "continue",
+    "from",
+    "to",
+    "multiply",
+    "add",
+    "within_days",
+    "adjustment_status",
+    "program",
+    "channel",
+    "equals",
+    "in",
+    "opportunity.Type",
+    "base",
+]
+yaml_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**20), 10**20)
+    | st.floats()
+    | st.text(max_size=12)
+    | st.sampled_from(SECTION_WORDS)
+    | st.dates()
+)
+yaml_values = st.recursive(
+    yaml_scalars,
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(st.sampled_from(SECTION_WORDS) | st.text(max_size=6), children, max_size=5)
+    ),
+    max_leaves=25,
+)
+
+
+@settings(max_examples=300)
+@given(yaml_values, advocates(), won_facts())
+def test_compile_reports_but_never_raises_and_its_rules_decide(
+    section: object, advocate: AdvocateFacts, won: WonOpportunityFacts
+) -> None:
+    problems: list[Problem] = []
+    rules = compile_rewards(section, problems)
+    assert all(isinstance(p, Problem) and p.path[0] == "rewards" and p.message for p in problems)
+    # even best-effort rules from a broken config decide without raising
+    for decision in decide_rewards(won, advocate, [], rules, TODAY):
+        assert decision.amount > 0

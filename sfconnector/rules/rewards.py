@@ -40,6 +40,7 @@ REWARD_STATUSES: tuple[str, ...] = (PENDING_APPROVAL, APPROVED, PAID, REJECTED)
 
 CENT = Decimal("0.01")
 _HUNDRED = Decimal(100)
+_TOO_BIG = Decimal(10) ** 12  # keeps every product far inside Decimal's default context
 CLAWBACK_SUFFIX = ":clawback"
 # Reward__c.External_Key__c holds 120 characters: "reward:" + an 18-character id + ":" + the rule + ":clawback".
 _RULE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.\-]{0,63}$")
@@ -405,14 +406,31 @@ def _decimal(
     if number < 0 or (positive and number == 0):
         report(path, f"must be {'greater than' if positive else 'at least'} 0, got {number}", None)
         return None
+    if number >= _TOO_BIG:
+        report(path, f"{number} is too large", "amounts and factors stay below 1,000,000,000,000")
+        return None
     return number
 
 
-def _int(value: object, path: ConfigPath, report: ReportProblem) -> int | None:
+def _percent_value(value: object, path: ConfigPath, report: ReportProblem) -> Decimal | None:
+    percent = _decimal(value, path, report, positive=True)
+    if percent is not None and percent > _HUNDRED:
+        report(path, f"{percent}% is more than the whole opportunity amount", "write 10 for 10%")
+        return None
+    return percent
+
+
+def _int(value: object, path: ConfigPath, report: ReportProblem, most: int = 1_000_000) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         report(path, f"expected a whole number of at least 0, got {value!r}", None)
         return None
+    if value > most:
+        report(path, f"{value} is too large", f"at most {most}")
+        return None
     return value
+
+
+_MAX_DAYS = 3660  # ten years: longer holds or windows are typos, and dates must stay representable
 
 
 def _date(value: object, path: ConfigPath, report: ReportProblem) -> date | None:
@@ -472,7 +490,7 @@ def compile_rewards(
         approval_above = _decimal(data["approval_above"], (*path, "approval_above"), rep)
     hold_days = 0
     if data.get("hold_days") is not None:
-        hold_days = _int(data["hold_days"], (*path, "hold_days"), rep) or 0
+        hold_days = _int(data["hold_days"], (*path, "hold_days"), rep, _MAX_DAYS) or 0
 
     fields = {"opportunity_fields": opportunity_fields, "advocate_fields": advocate_fields}
     rules: list[RewardRule] = []
@@ -561,7 +579,7 @@ def _compile_rule(
                 ok = False
     elif kinds[0] == "percent":
         kind = "percent"
-        percent = _decimal(raw["percent"], (*path, "percent"), report, positive=True)
+        percent = _percent_value(raw["percent"], (*path, "percent"), report)
         ok = ok and percent is not None
     else:
         kind = "tiered"
@@ -594,7 +612,7 @@ def _compile_rule(
         ok = ok and approval_above is not None
     hold_days = None
     if raw.get("hold_days") is not None:
-        hold_days = _int(raw["hold_days"], (*path, "hold_days"), report)
+        hold_days = _int(raw["hold_days"], (*path, "hold_days"), report, _MAX_DAYS)
         ok = ok and hold_days is not None
     continue_matching = raw.get("continue", False)
     if not isinstance(continue_matching, bool):
@@ -647,7 +665,7 @@ def _compile_tiers(raw: object, path: ConfigPath, report: ReportProblem) -> tupl
         if "amount" in item:
             amount = _decimal(item["amount"], (*here, "amount"), report, positive=True)
         else:
-            percent = _decimal(item["percent"], (*here, "percent"), report, positive=True)
+            percent = _percent_value(item["percent"], (*here, "percent"), report)
         if (
             low is None
             or (item.get("to") is not None and high is None)
@@ -718,7 +736,7 @@ def _compile_promotion(
     if not isinstance(raw_rules, list):
         raw_rules = [raw_rules]
     for i, rule in enumerate(raw_rules):
-        if rule not in rule_names:
+        if not isinstance(rule, str) or rule not in rule_names:
             report((*path, "rules", i), f"no reward rule named {rule!r}", did_you_mean(str(rule), rule_names))
             ok = False
         else:
@@ -734,7 +752,7 @@ def _compile_clawback(raw: object, path: ConfigPath, report: ReportProblem) -> C
         report(path, "clawback must be a mapping", "e.g. clawback: {within_days: 90}")
         return None
     check_keys(raw, _CLAWBACK_KEYS, path, report)
-    within = _int(raw.get("within_days"), (*path, "within_days"), report)
+    within = _int(raw.get("within_days"), (*path, "within_days"), report, _MAX_DAYS)
     status = raw.get("adjustment_status", APPROVED)
     if status not in (APPROVED, PENDING_APPROVAL):
         report(
