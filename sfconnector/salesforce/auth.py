@@ -145,6 +145,8 @@ class TokenProvider:
                 auth=basic,
                 headers={"Accept": "application/json"},
                 timeout=self._settings.timeout_s,
+                # explicit per request: requests lets REQUESTS_CA_BUNDLE override a session's verify
+                verify=self._settings.ca_bundle or None,
             )
         except requests.RequestException as exc:
             raise error_from_transport(exc, "POST", url) from exc

@@ -99,19 +99,23 @@ class SalesforceClient:
 
     # -- queries ----------------------------------------------------------------------------------------
 
-    def query(self, soql: str) -> list[dict[str, Any]]:
-        """Every record of ``soql``, following ``nextRecordsUrl`` page by page."""
-        return self._read_retry.call(self._query_pages, "query/", soql)
+    def query(self, soql: str, *, batch_size: int | None = None) -> list[dict[str, Any]]:
+        """Every record of ``soql``, following ``nextRecordsUrl`` page by page.
 
-    def query_all(self, soql: str) -> list[dict[str, Any]]:
+        ``batch_size`` (200-2000) asks for smaller pages via ``Sforce-Query-Options``.
+        """
+        return self._read_retry.call(self._query_pages, "query/", soql, batch_size)
+
+    def query_all(self, soql: str, *, batch_size: int | None = None) -> list[dict[str, Any]]:
         """As :meth:`query`, including deleted and archived records (queryAll)."""
-        return self._read_retry.call(self._query_pages, "queryAll/", soql)
+        return self._read_retry.call(self._query_pages, "queryAll/", soql, batch_size)
 
-    def _query_pages(self, endpoint: str, soql: str) -> list[dict[str, Any]]:
-        page = self._json(self._send("GET", endpoint, params={"q": soql}))
+    def _query_pages(self, endpoint: str, soql: str, batch_size: int | None) -> list[dict[str, Any]]:
+        headers = {"Sforce-Query-Options": f"batchSize={batch_size}"} if batch_size else None
+        page = self._json(self._send("GET", endpoint, params={"q": soql}, headers=headers))
         records: list[dict[str, Any]] = list(page.get("records", []))
         while not page.get("done", True) and page.get("nextRecordsUrl"):
-            page = self._json(self._send("GET", str(page["nextRecordsUrl"])))
+            page = self._json(self._send("GET", str(page["nextRecordsUrl"]), headers=headers))
             records.extend(page.get("records", []))
         return records
 
@@ -240,24 +244,33 @@ class SalesforceClient:
         *,
         json: Any = None,
         params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> requests.Response:
         """Send one request; refresh the token once on INVALID_SESSION_ID; raise translated errors."""
         token = self._tokens.token()
         for attempt in (1, 2):
             sf = self._simple_salesforce(token)
             url = self._url(sf, path)
-            headers = {
+            sent = {
                 **sf.headers,
+                **(headers or {}),
                 "Accept": "application/json",
                 "Sforce-Call-Options": f"client={self._settings.client_name}",
             }
-            headers.pop("X-PrettyPrint", None)
+            sent.pop("X-PrettyPrint", None)
             if method != "GET":
-                headers["Sforce-Auto-Assign"] = "FALSE"
+                sent["Sforce-Auto-Assign"] = "FALSE"
             started = time.monotonic()
             try:
                 response = self._session.request(
-                    method, url, headers=headers, json=json, params=params, timeout=self._settings.timeout_s
+                    method,
+                    url,
+                    headers=sent,
+                    json=json,
+                    params=params,
+                    timeout=self._settings.timeout_s,
+                    # explicit per request: requests lets REQUESTS_CA_BUNDLE override a session's verify
+                    verify=self._settings.ca_bundle or None,
                 )
             except requests.RequestException as exc:
                 raise error_from_transport(exc, method, url) from exc
