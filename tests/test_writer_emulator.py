@@ -1,0 +1,444 @@
+"""Outbox writer end to end: SQLite outbox -> emulator, with assignment rules, replays, crashes and faults."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from sfconnector.retry import RetryPolicy, retries_without_sleep
+from sfconnector.salesforce import AuthSettings, SalesforceClient, SalesforceSettings, TokenProvider
+from sfconnector.state import DecidedBatch, OutboxEntry, StateStore
+from sfconnector.writer import OutboxWriter
+
+FAR = datetime.now(UTC) + timedelta(days=3650)
+
+
+def sf_settings(emulator: Any) -> SalesforceSettings:
+    key = (Path(emulator.tls_dir) / "jwt-key.pem").read_text()
+    return SalesforceSettings(
+        login_url=emulator.base_url,
+        auth=AuthSettings("jwt", "sfconnector-demo", "integration@sfconnector.test", private_key_pem=key),
+        ca_bundle=str(emulator.ca_path),
+        client_name="sfconnector-test",
+    )
+
+
+def control(emulator: Any, method: str, path: str, body: Any = None) -> Any:
+    response = requests.request(
+        method, f"{emulator.base_url}/_emulator/{path}", json=body, verify=str(emulator.ca_path), timeout=10
+    )
+    response.raise_for_status()
+    return response.json() if response.content else None
+
+
+@pytest.fixture
+def org(emulator_reset: Any) -> Iterator[Any]:
+    """A freshly reset demo org; retries in this module never sleep."""
+    with retries_without_sleep():
+        yield emulator_reset
+
+
+@pytest.fixture
+def client(org: Any) -> Iterator[SalesforceClient]:
+    """sfconnector's REST client (JWT auth) on the fresh org."""
+    tokens = TokenProvider(sf_settings(org))
+    sfc = SalesforceClient(sf_settings(org), tokens)
+    yield sfc
+    sfc.close()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[StateStore]:
+    s = StateStore.open(tmp_path / "state.db")
+    yield s
+    s.close()
+
+
+def users(client: SalesforceClient) -> dict[str, str]:
+    return {u["Username"].split("@")[0]: u["Id"] for u in client.query("SELECT Id, Username FROM User")}
+
+
+def other_reps(client: SalesforceClient, owner_id: str) -> list[str]:
+    """Active reps other than ``owner_id`` (the lead's standard owner), in a stable order."""
+    u = users(client)
+    reps = ["alice.nguyen", "bruno.keller", "chitra.rao", "diego.alvarez"]
+    return [u[r] for r in reps if u[r] != owner_id]
+
+
+def person_creates_lead(org: Any, client: SalesforceClient, **fields: Any) -> dict[str, Any]:
+    """A lead created the way a web form does: no Sforce-Auto-Assign header, so assignment rules run."""
+    token = client._tokens.token()
+    response = requests.post(
+        f"{token.instance_url}/services/data/v{client.api_version}/sobjects/Lead/",
+        json={"LastName": "Referral", "Company": "Prospect Inc", **fields},
+        headers={"Authorization": f"Bearer {token.access_token}"},
+        verify=str(org.ca_path),
+        timeout=10,
+    )
+    response.raise_for_status()
+    lead_id = response.json()["id"]
+    (row,) = client.query(f"SELECT Id, OwnerId FROM Lead WHERE Id = '{lead_id}'")
+    return row
+
+
+def person_reassigns(org: Any, client: SalesforceClient, lead_id: str, owner_id: str) -> None:
+    token = client._tokens.token()
+    response = requests.patch(
+        f"{token.instance_url}/services/data/v{client.api_version}/sobjects/Lead/{lead_id}",
+        json={"OwnerId": owner_id},
+        headers={"Authorization": f"Bearer {token.access_token}", "Sforce-Auto-Assign": "FALSE"},
+        verify=str(org.ca_path),
+        timeout=10,
+    )
+    response.raise_for_status()
+
+
+def owner_update(lead: dict[str, Any], owner: str) -> OutboxEntry:
+    return OutboxEntry(
+        key=f"lead-owner:{lead['Id']}",
+        op="update",
+        sobject="Lead",
+        fields={"OwnerId": owner},
+        record_id=lead["Id"],
+        expect={"OwnerId": lead["OwnerId"]},
+    )
+
+
+def referral(lead_id: str, status: str = "Lead") -> OutboxEntry:
+    return OutboxEntry(
+        key=f"referral:{lead_id}",
+        op="upsert",
+        sobject="Referral__c",
+        fields={"External_Key__c": f"lead:{lead_id}", "Lead__c": lead_id, "Status__c": status},
+        external_id_field="External_Key__c",
+    )
+
+
+def call_task(lead_id: str, owner: str, what: str | None = None) -> OutboxEntry:
+    fields = {"Subject": "Call the advocate first", "OwnerId": owner, "WhoId": lead_id}
+    if what:
+        fields["WhatId"] = what
+    return OutboxEntry(
+        key=f"task:{lead_id}:call-advocate",
+        op="create_once",
+        sobject="Task",
+        fields={**fields, "External_Key__c": f"task:{lead_id}:call-advocate"},
+        depends_on=f"referral:{lead_id}" if what else None,
+    )
+
+
+def commit(store: StateStore, *entries: OutboxEntry) -> None:
+    store.commit_batch(DecidedBatch(outbox=entries))
+
+
+def writer(store: StateStore, client: SalesforceClient, **kw: Any) -> OutboxWriter:
+    return OutboxWriter(store, client, **kw)
+
+
+def test_owner_update_sticks_because_auto_assign_is_off(
+    org: Any, client: SalesforceClient, store: StateStore
+) -> None:
+    """The routed owner is written and the emulator's round-robin assignment rule does not take it back."""
+    u = users(client)
+    leads = [person_creates_lead(org, client, LastName=f"L{i}") for i in range(4)]
+    target = u["chitra.rao"]
+    commit(store, *(owner_update(lead, target) for lead in leads))
+    report = writer(store, client).drain_once()
+    assert (report.done, report.dead, report.retried) == (4, 0, 0)
+    rows = client.query(
+        "SELECT Id, OwnerId FROM Lead WHERE Id IN (" + ",".join(f"'{x['Id']}'" for x in leads) + ")"
+    )
+    assert {r["OwnerId"] for r in rows} == {target}
+    assert store.pending_outbox(10, FAR) == []
+
+
+def test_conditional_update_skips_a_lead_a_person_reassigned(
+    org: Any, client: SalesforceClient, store: StateStore
+) -> None:
+    """If someone moved the lead after the decision, the writer leaves it with them."""
+    lead = person_creates_lead(org, client)
+    person, routed = other_reps(client, lead["OwnerId"])[:2]
+    person_reassigns(org, client, lead["Id"], person)
+    commit(store, owner_update(lead, routed))
+    report = writer(store, client).drain_once()
+    assert (report.done, report.skipped) == (0, 1)
+    (row,) = client.query(f"SELECT OwnerId FROM Lead WHERE Id = '{lead['Id']}'")
+    assert row["OwnerId"] == person
+    entry = store.outbox_entry(f"lead-owner:{lead['Id']}")
+    assert entry is not None and entry.status == "skipped" and "OwnerId" in str(entry.last_error)
+
+
+def test_conditional_update_already_applied_counts_as_done(
+    org: Any, client: SalesforceClient, store: StateStore
+) -> None:
+    """A lead that already has the target owner (a crash after the write) is done without another write."""
+    lead = person_creates_lead(org, client)
+    routed = other_reps(client, lead["OwnerId"])[0]
+    person_reassigns(org, client, lead["Id"], routed)
+    commit(store, owner_update(lead, routed))
+    report = writer(store, client).drain_once()
+    assert (report.done, report.skipped, report.api_calls) == (1, 0, 1)
+
+
+def test_referral_upsert_replayed_gives_one_record(
+    org: Any, client: SalesforceClient, tmp_path: Path
+) -> None:
+    """The same referral decided again, even from a lost state file, upserts the same record."""
+    lead = person_creates_lead(org, client)
+    for attempt in range(2):
+        with StateStore.open(tmp_path / f"state-{attempt}.db") as s:
+            commit(s, referral(lead["Id"]))
+            commit(s, referral(lead["Id"]))  # a replayed batch adds nothing
+            assert writer(s, client).drain_once().done == 1
+    rows = client.query(f"SELECT Id, Status__c FROM Referral__c WHERE External_Key__c = 'lead:{lead['Id']}'")
+    assert len(rows) == 1 and rows[0]["Status__c"] == "Lead"
+
+
+def test_create_once_task_not_duplicated_after_crash_before_mark_done(
+    org: Any, client: SalesforceClient, tmp_path: Path
+) -> None:
+    """A task created just before a crash (never marked done) is found by its key, not created again."""
+    u = users(client)
+    lead = person_creates_lead(org, client)
+    entry = call_task(lead["Id"], u["alice.nguyen"])
+    with StateStore.open(tmp_path / "before-crash.db") as s:
+        commit(s, entry)
+        assert writer(s, client).drain_once().done == 1
+    # the state as it was on disk before mark_done: the entry still pending
+    with StateStore.open(tmp_path / "after-restart.db") as s:
+        commit(s, entry)
+        report = writer(s, client).drain_once()
+        assert (report.done, report.api_calls) == (1, 1)  # the key lookup only
+        done = s.outbox_entry(entry.key)
+    tasks = client.query(f"SELECT Id FROM Task WHERE External_Key__c = '{entry.key}'")
+    assert len(tasks) == 1
+    assert done is not None and done.result_id == tasks[0]["Id"]
+
+
+def test_mixed_batch_packs_collections_into_composite_calls(
+    org: Any, client: SalesforceClient, store: StateStore
+) -> None:
+    """Owner updates, referral upserts and tasks for 10 leads take 2 API calls (reads, then writes)."""
+    u = users(client)
+    leads = [person_creates_lead(org, client, LastName=f"M{i}") for i in range(10)]
+    entries: list[OutboxEntry] = []
+    for lead in leads:
+        entries += [
+            owner_update(lead, u["bruno.keller"]),
+            referral(lead["Id"]),
+            call_task(lead["Id"], u["bruno.keller"]),
+        ]
+    commit(store, *entries)
+    report = writer(store, client).drain_once()
+    assert (report.done, report.dead, report.retried) == (30, 0, 0)
+    assert report.api_calls == 2
+    owners = client.query("SELECT OwnerId FROM Lead WHERE LastName LIKE 'M%'")
+    assert {r["OwnerId"] for r in owners} == {u["bruno.keller"]}
+    assert len(client.query("SELECT Id FROM Task WHERE External_Key__c LIKE 'task:%'")) == 10
+    assert len(client.query("SELECT Id FROM Referral__c")) == 10
+
+
+def test_dependent_entry_gets_the_referral_id_in_the_same_drain(
+    org: Any, client: SalesforceClient, store: StateStore
+) -> None:
+    """A reward whose Referral__c is "@{referral:<lead>}" is written after the referral, with its id."""
+    lead = person_creates_lead(org, client)
+    reward = OutboxEntry(
+        key=f"reward:{lead['Id']}:first",
+        op="upsert",
+        sobject="Reward__c",
+        fields={
+            "External_Key__c": f"reward:{lead['Id']}:first",
+            "Referral__c": "@{referral:" + lead["Id"] + "}",
+        },
+        external_id_field="External_Key__c",
+        depends_on=f"referral:{lead['Id']}",
+    )
+    commit(store, reward, referral(lead["Id"]))
+    report = writer(store, client).drain_once()
+    assert (report.done, report.deferred, report.dead) == (2, 0, 0)
+    (ref,) = client.query(f"SELECT Id FROM Referral__c WHERE External_Key__c = 'lead:{lead['Id']}'")
+    (row,) = client.query("SELECT Id, Referral__c FROM Reward__c")
+    assert row["Referral__c"] == ref["Id"]
+
+
+def test_entry_waits_while_its_dependency_is_retrying(
+    org: Any, client: SalesforceClient, store: StateStore
+) -> None:
+    """A dependent entry is deferred (not failed) while the entry it needs is not written yet."""
+    lead = person_creates_lead(org, client)
+    task = OutboxEntry(
+        key="task:x",
+        op="create_once",
+        sobject="Task",
+        fields={"Subject": "Call", "Description": "@{referral:" + lead["Id"] + "}"},
+        depends_on=f"referral:{lead['Id']}",
+    )
+    commit(store, referral(lead["Id"]), task)
+    control(
+        org,
+        "POST",
+        "faults",
+        {
+            "method": "PATCH",
+            "path": "/composite/sobjects",
+            "status": 503,
+            "errorCode": "SERVER_UNAVAILABLE",
+            "message": "down",
+            "count": 1,
+        },
+    )
+    report = writer(store, client, retry_policy=RetryPolicy("test", attempts=1)).drain_once()
+    assert (report.done, report.retried, report.deferred) == (0, 1, 1)
+    later = writer(store, client).drain_once(datetime.now(UTC) + timedelta(hours=2))
+    assert (later.done, later.deferred) == (2, 0)
+    (row,) = client.query("SELECT Description FROM Task WHERE External_Key__c = 'task:x'")
+    assert row["Description"].startswith("a")
+
+
+def test_503_twice_then_success_is_ridden_out_in_place(
+    org: Any, client: SalesforceClient, store: StateStore
+) -> None:
+    """Two 503s on the collection call are retried in place; the write lands once."""
+    lead = person_creates_lead(org, client)
+    commit(store, referral(lead["Id"]))
+    control(
+        org,
+        "POST",
+        "faults",
+        {
+            "method": "PATCH",
+            "path": "/composite/sobjects",
+            "status": 503,
+            "errorCode": "SERVER_UNAVAILABLE",
+            "message": "Server Unavailable",
+            "count": 2,
+        },
+    )
+    report = writer(store, client).drain_once()
+    assert (report.done, report.retried, report.api_calls) == (1, 0, 3)
+    assert len(client.query("SELECT Id FROM Referral__c")) == 1
+
+
+def test_lock_error_is_rescheduled_with_backoff_then_written(
+    org: Any, client: SalesforceClient, store: StateStore
+) -> None:
+    """UNABLE_TO_LOCK_ROW beyond the in-place attempts is persisted as a retry with a due time, then written."""
+    lead = person_creates_lead(org, client)
+    commit(store, referral(lead["Id"]))
+    control(
+        org,
+        "POST",
+        "faults",
+        {
+            "method": "PATCH",
+            "path": "/composite/sobjects",
+            "status": 400,
+            "errorCode": "UNABLE_TO_LOCK_ROW",
+            "message": "unable to obtain exclusive access to this record",
+            "count": 1,
+        },
+    )
+    w = writer(store, client, retry_policy=RetryPolicy("test", attempts=1), rand=lambda: 0.0)
+    now = datetime.now(UTC)
+    first = w.drain_once(now)
+    assert (first.done, first.retried) == (0, 1)
+    entry = store.outbox_entry(f"referral:{lead['Id']}")
+    assert entry is not None and entry.status == "retrying" and entry.attempts == 1
+    assert "UNABLE_TO_LOCK_ROW" in str(entry.last_error)
+    assert w.drain_once(now).idle  # not due yet
+    second = w.drain_once(now + timedelta(minutes=1))
+    assert second.done == 1
+
+
+def test_fatal_400_goes_to_dead_letters_with_the_reason(
+    org: Any, client: SalesforceClient, store: StateStore
+) -> None:
+    """A validation error is not retried: the entry becomes a dead letter carrying the reason and payload."""
+    lead = person_creates_lead(org, client)
+    commit(store, referral(lead["Id"]))
+    control(
+        org,
+        "POST",
+        "faults",
+        {
+            "method": "PATCH",
+            "path": "/composite/sobjects",
+            "status": 400,
+            "errorCode": "FIELD_CUSTOM_VALIDATION_EXCEPTION",
+            "message": "Referral needs a channel",
+            "count": 1,
+        },
+    )
+    report = writer(store, client).drain_once()
+    assert (report.done, report.dead, report.api_calls) == (0, 1, 1)
+    (letter,) = store.dead_letters()
+    assert "FIELD_CUSTOM_VALIDATION_EXCEPTION" in letter.reason
+    assert letter.payload["key"] == f"referral:{lead['Id']}"
+
+
+def test_one_bad_record_does_not_sink_its_batch(
+    org: Any, client: SalesforceClient, store: StateStore
+) -> None:
+    """A record Salesforce rejects is dead-lettered alone; the rest of the collection is written."""
+    leads = [person_creates_lead(org, client, LastName=f"B{i}") for i in range(3)]
+    bad = replace(
+        referral(leads[1]["Id"]), fields={**referral(leads[1]["Id"]).fields, "Status__c": "Not A Status"}
+    )
+    commit(store, referral(leads[0]["Id"]), bad, referral(leads[2]["Id"]))
+    report = writer(store, client).drain_once()
+    assert (report.done, report.dead) == (2, 1)
+    (letter,) = store.dead_letters()
+    assert letter.payload["key"] == bad.key
+
+
+def test_request_limit_stops_the_drain_and_reports_the_pause(
+    org: Any, client: SalesforceClient, store: StateStore
+) -> None:
+    """REQUEST_LIMIT_EXCEEDED stops draining, keeps entries pending and says until when to pause."""
+    lead = person_creates_lead(org, client)
+    commit(store, referral(lead["Id"]))
+    control(
+        org,
+        "POST",
+        "faults",
+        {
+            "method": "PATCH",
+            "path": "/composite/sobjects",
+            "status": 403,
+            "errorCode": "REQUEST_LIMIT_EXCEEDED",
+            "message": "TotalRequests Limit exceeded.",
+            "count": 1,
+        },
+    )
+    now = datetime.now(UTC)
+    report = writer(store, client).drain_once(now)
+    assert report.paused_until is not None and report.paused_until > now
+    assert (report.done, report.retried, report.dead) == (0, 0, 0)
+    assert [e.key for e in store.pending_outbox(10, now)] == [f"referral:{lead['Id']}"]
+
+
+def test_advocate_email_is_sent_once_per_entry(org: Any, client: SalesforceClient, store: StateStore) -> None:
+    """Email entries go out in one emailSimple call and are marked done."""
+    emails = [
+        OutboxEntry(
+            key=f"email:lead:{i}:received",
+            op="email",
+            sobject="",
+            fields={
+                "emailAddresses": "grace@advocates.example",
+                "emailSubject": "Thanks",
+                "emailBody": f"#{i}",
+            },
+        )
+        for i in range(3)
+    ]
+    commit(store, *emails)
+    report = writer(store, client).drain_once()
+    assert (report.done, report.api_calls) == (3, 1)
