@@ -464,3 +464,26 @@ def test_compile_accepts_a_callback_and_checks_opportunity_fields() -> None:
 
 def test_missing_section_compiles_to_no_rules() -> None:
     assert compile_ok(None) == RewardRules()  # type: ignore[arg-type]
+
+
+def test_explain_says_why_each_rule_did_or_did_not_fire() -> None:
+    rules = compile_ok(
+        {
+            "rules": [
+                {"name": "partner", "when": {"program": "Partner"}, "amount": 300},
+                {"name": "base", "amount": 100},
+                {"name": "late", "amount": 5},
+            ]
+        }
+    )
+    outcomes = explain_rewards(won(), advocate(), [], rules, TODAY)
+    assert [(o.rule, o.matched, o.decision is not None) for o in outcomes] == [
+        ("partner", False, False),
+        ("base", True, True),
+        ("late", False, False),
+    ]
+    assert outcomes[0].reason == "program is 'Customer', not partner"
+    assert outcomes[1].reason == "fixed 100.00"
+    assert outcomes[2].reason == "not tried: rule 'base' matched first"
+    again = explain_rewards(won(), advocate(), [existing("Approved")], rules, TODAY)
+    assert again[1].reason == "reward reward:006000000000001AAA:base already exists; not decided again"
