@@ -363,3 +363,51 @@ def test_gap_events_reach_the_client_header_only(org: Org) -> None:
     _, gap = run(scenario)
     assert list(gap["data"]["payload"]) == ["ChangeEventHeader"]
     assert header(gap)["changeType"] == "GAP_UPDATE"
+
+
+def test_lead_conversion_is_four_events_of_one_transaction_in_order(org: Org) -> None:
+    lead = org.create_lead("Converted")
+
+    async def scenario() -> list[dict[str, Any]]:
+        async with org.client() as client:
+            await client.subscribe(ALL)
+            await asyncio.to_thread(org.control, f"leads/{lead}/convert")
+            return await take(client, 4)
+
+    events = [header(m) for m in run(scenario)]
+    assert [(h["entityName"], h["changeType"]) for h in events] == [
+        ("Account", "CREATE"),
+        ("Contact", "CREATE"),
+        ("Opportunity", "CREATE"),
+        ("Lead", "UPDATE"),
+    ]
+    assert [h["sequenceNumber"] for h in events] == [1, 2, 3, 4]
+    assert len({h["transactionKey"] for h in events}) == 1
+    assert {h["changeOrigin"] for h in events} == {"com/salesforce/api/soap/60.0;client=SfdcInternalAPI/"}
+    assert "IsConverted" in events[3]["changedFields"]
+
+
+def _restart(emulator: Emulator) -> None:
+    """Stop the HTTPS server and serve the same org on the same port again (a deploy, a crash + restart)."""
+    emulator.stop()
+    emulator._ready.clear()
+    emulator._thread = threading.Thread(target=emulator._run, name="sfemulator", daemon=True)
+    emulator._thread.start()
+    assert emulator._ready.wait(30) and emulator._error is None
+
+
+def test_server_restart_on_the_same_port_and_state_loses_no_event(tmp_path: Any) -> None:
+    with Emulator(port=0, seed="demo", tls_dir=tmp_path) as emulator:
+        org = Org(emulator)
+
+        async def scenario() -> list[str]:
+            async with org.client(connection_timeout=15) as client:
+                await client.subscribe(LEADS)
+                soon(org.create_lead, "BeforeRestart")
+                got = await take(client, 1)
+                await asyncio.to_thread(_restart, emulator)
+                await asyncio.to_thread(org.create_lead, "AfterRestart")
+                got += await take(client, 1)
+                return [m["data"]["payload"]["Name"]["LastName"] for m in got]
+
+        assert run(scenario, timeout=40) == ["BeforeRestart", "AfterRestart"]

@@ -13,12 +13,12 @@ import datetime as dt
 import json
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from sfemulator.soql import SoqlError, parse
-from sfemulator.soql.query import And, Comparison, Condition, FieldPath, Not, Or, Value
+from sfemulator.soql.query import And, Comparison, Condition, FieldPath, Not, Or, Query, Value
 from sfemulator.streaming._bus import EventBody
 from sfemulator.streaming._events import iso_ms
 
@@ -33,6 +33,7 @@ _FLAG = {
 
 @dataclass(frozen=True)
 class Topic:
+    query: Query
     record_id: str
     name: str
     sobject: str
@@ -67,6 +68,7 @@ def compile_topic(record: Mapping[str, Any]) -> Topic | None:
         select = ("Id", *select)
     notify = frozenset(ct for ct, flag in _FLAG.items() if record.get(flag, True) not in (False, "false"))
     return Topic(
+        query=query,
         record_id=str(record.get("Id", "")),
         name=str(record.get("Name", "")),
         sobject=query.sobject,
@@ -202,6 +204,7 @@ class PushTopics:
         self._by_name: dict[str, Topic] = {}
         self._loaded = False
         self._lock = threading.Lock()
+        self._predicates: dict[tuple[str, dt.date], Callable[[Mapping[str, Any]], bool]] = {}
 
     def _load(self) -> None:
         self._records = {str(r["Id"]): dict(r) for r in _org_records(self._org, "PushTopic") if "Id" in r}
@@ -211,6 +214,7 @@ class PushTopics:
     def _rebuild(self) -> None:
         topics = (compile_topic(r) for r in self._records.values())
         self._by_name = {t.name: t for t in topics if t is not None}
+        self._predicates = {}
 
     def reload(self) -> None:
         with self._lock:
@@ -266,8 +270,26 @@ class PushTopics:
         record["Id"] = change.record_id
         return record
 
+    def _predicate(self, topic: Topic) -> Callable[[Mapping[str, Any]], bool]:
+        """The WHERE clause with the SOQL executor's own semantics (relative dates fixed per org day)."""
+        now = self._org.clock()
+        key = (topic.record_id, now.date())
+        predicate = self._predicates.get(key)
+        if predicate is None:
+            try:
+                from sfemulator.soql import compile_where
+                from sfemulator.soql_source import OrgRecordSource
+
+                predicate = compile_where(topic.query, OrgRecordSource(self._org), now=now)
+            except Exception:  # an org without the full store (unit tests): the plain evaluator
+                where = topic.where
+                predicate = lambda record: matches(where, record)  # noqa: E731
+            self._predicates = {k: v for k, v in self._predicates.items() if k[1] == key[1]}
+            self._predicates[key] = predicate
+        return predicate
+
     def _event(self, topic: Topic, commit: Any, change: Any, record: Mapping[str, Any]) -> EventBody | None:
-        if not matches(topic.where, record):
+        if not self._predicate(topic)(record):
             return None
         if change.change_type == "UPDATE":
             notifying = topic.fields_that_notify()
