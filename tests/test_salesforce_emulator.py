@@ -228,3 +228,28 @@ def test_injected_503_is_retried_for_reads_and_raised_when_persistent(
     strict = SalesforceClient(sf_settings(org), client._tokens, read_retry=RetryPolicy("t", attempts=2))
     with pytest.raises(ServerUnavailable):
         strict.limits()
+
+
+def test_refresh_token_grant(org: Any) -> None:
+    """A refresh token issued to the connected app yields access tokens."""
+    issued = control(org, "POST", "refresh-tokens", {"username": USERNAME, "client_id": CLIENT_ID})
+    settings = sf_settings(
+        org, "refresh_token", refresh_token=issued["refresh_token"], client_secret="demo-secret"
+    )
+    client = SalesforceClient(settings, TokenProvider(settings))
+    assert client.query("SELECT Id FROM User LIMIT 1")
+
+
+def test_async_get_token_shares_the_providers_token(org: Any) -> None:
+    """get_token() from asyncio returns the same token the threads use, fetched once."""
+    import asyncio
+
+    tokens = TokenProvider(sf_settings(org))
+
+    async def main() -> list[tuple[str, str]]:
+        return await asyncio.gather(*(tokens.get_token() for _ in range(5)))
+
+    results = asyncio.run(main())
+    assert len(set(results)) == 1 and results[0][1] == org.base_url
+    assert tokens.grants_issued == 1
+    assert tokens.token().access_token == results[0][0]

@@ -442,3 +442,72 @@ def test_advocate_email_is_sent_once_per_entry(org: Any, client: SalesforceClien
     commit(store, *emails)
     report = writer(store, client).drain_once()
     assert (report.done, report.api_calls) == (3, 1)
+
+
+def test_emails_reach_the_emulator_once_even_when_replayed(
+    org: Any, client: SalesforceClient, store: StateStore
+) -> None:
+    """Each email entry is sent once; committing the same decisions again sends nothing more."""
+    control(org, "DELETE", "emails")
+    entry = OutboxEntry(
+        key="email:lead:X:received",
+        op="email",
+        sobject="",
+        fields={
+            "emailAddresses": "ada@advocates.example",
+            "emailSubject": "Received",
+            "emailBody": "Thanks!",
+        },
+    )
+    commit(store, entry)
+    writer(store, client).drain_once()
+    commit(store, entry)
+    assert writer(store, client).drain_once().idle
+    sent = control(org, "GET", "emails")
+    assert len(sent) == 1 and "ada@advocates.example" in str(sent[0])
+
+
+def test_throttle_pauses_the_drain_when_the_allocation_is_nearly_spent(
+    org: Any, client: SalesforceClient, store: StateStore
+) -> None:
+    """Past the reserve, the writer stops before calling and reports a pause; under it, it writes."""
+    lead = person_creates_lead(org, client)
+    commit(store, referral(lead["Id"]))
+    control(org, "POST", "limits", {"daily_api_requests": 1000, "used": 980})
+    client.limits()  # any call brings the Sforce-Limit-Info header
+    now = datetime.now(UTC)
+    report = writer(store, client, api_reserve=0.10).drain_once(now)
+    assert report.paused_until is not None and report.paused_until > now and report.api_calls == 0
+    control(org, "POST", "limits", {"daily_api_requests": 1000, "used": 10})
+    client.limits()
+    assert writer(store, client, api_reserve=0.10).drain_once(now).done == 1
+
+
+def test_spent_allocation_in_the_org_pauses_rather_than_dead_letters(
+    org: Any, client: SalesforceClient, store: StateStore
+) -> None:
+    """A real REQUEST_LIMIT_EXCEEDED from the org (allocation spent) pauses the writer, entries untouched."""
+    lead = person_creates_lead(org, client)
+    commit(store, referral(lead["Id"]))
+    control(org, "POST", "limits", {"daily_api_requests": 1000, "used": 1000})
+    report = writer(store, client).drain_once()
+    assert report.paused_until is not None and (report.dead, report.retried) == (0, 0)
+    entry = store.outbox_entry(f"referral:{lead['Id']}")
+    assert entry is not None and entry.status == "pending" and entry.attempts == 0
+
+
+def test_report_counts_match_the_orgs_api_usage(
+    org: Any, client: SalesforceClient, store: StateStore
+) -> None:
+    """api_calls in the drain report equals what the org counted."""
+    leads = [person_creates_lead(org, client, LastName=f"C{i}") for i in range(5)]
+    commit(
+        store,
+        *(referral(lead["Id"]) for lead in leads),
+        *(call_task(lead["Id"], leads[0]["OwnerId"]) for lead in leads),
+    )
+    before = control(org, "GET", "stats")["api_usage"]["used"]
+    report = writer(store, client).drain_once()
+    after = control(org, "GET", "stats")["api_usage"]["used"]
+    assert report.done == 10
+    assert after - before == report.api_calls == 2
