@@ -482,8 +482,14 @@ def test_explain_says_why_each_rule_did_or_did_not_fire() -> None:
         ("base", True, True),
         ("late", False, False),
     ]
-    assert outcomes[0].reason == "program is 'Customer', not partner"
+    assert outcomes[0].reason == "program is 'Customer', not 'Partner'"
     assert outcomes[1].reason == "fixed 100.00"
     assert outcomes[2].reason == "not tried: rule 'base' matched first"
     again = explain_rewards(won(), advocate(), [existing("Approved")], rules, TODAY)
     assert again[1].reason == "reward reward:006000000000001AAA:base already exists; not decided again"
+
+
+def test_compile_paths_are_relative_to_the_given_prefix() -> None:
+    problems: list[Problem] = []
+    compile_rewards({"rules": [{"name": "a", "amount": 0}]}, problems, ())
+    assert [p.path for p in problems] == [("rules", 0, "amount")]

@@ -23,6 +23,7 @@ reward back automatically (a replay of the old won event would otherwise undo th
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import re
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -128,6 +129,9 @@ class Condition:
 
     field: str
     values: frozenset[str]
+    shown: tuple[str, ...] = dataclasses.field(
+        default=(), compare=False
+    )  # the values as the config wrote them
 
     def matches(self, lookup: Callable[[str], object]) -> bool:
         return normalize_value(lookup(self.field)) in self.values
@@ -167,6 +171,7 @@ def compile_conditions(
             )
             continue
         values: set[str] = set()
+        shown: list[str] = []
         for i, item in enumerate(items):
             if isinstance(item, Mapping | list):
                 report(
@@ -175,7 +180,8 @@ def compile_conditions(
                 continue
             norm = normalize_value(item)
             values.add("" if norm is None else norm)
-        conditions.append(Condition(str(name), frozenset(values)))
+            shown.append(repr(item) if isinstance(item, str) else str(item))
+        conditions.append(Condition(str(name), frozenset(values), tuple(shown)))
     return tuple(conditions)
 
 
@@ -836,7 +842,7 @@ def explain_rewards(
         failed = next((c for c in rule.conditions if not c.matches(lookup)), None)
         if failed is not None:
             actual = lookup(failed.field)
-            wanted = " or ".join(sorted(failed.values))
+            wanted = " or ".join(failed.shown or sorted(failed.values))
             outcomes.append(
                 RuleOutcome(rule.name, False, None, f"{failed.field} is {actual!r}, not {wanted}")
             )
