@@ -433,3 +433,18 @@ def test_every_reply_is_a_json_array_even_for_a_single_object_message(served: Se
         served.cometd, data=json.dumps({"channel": "/meta/handshake", "id": "0"}), headers=AUTH, timeout=5
     )
     assert response.status_code == 200 and isinstance(response.json(), list)
+
+
+def test_a_replaying_subscribe_wakes_the_held_connect(served: Served) -> None:
+    served.org.commit(lead_create(lead_id(60)))
+    client_id = handshake(served)
+    connect(served, client_id)
+    results: dict[str, Any] = {}
+    held = threading.Thread(target=lambda: results.update(held=connect(served, client_id, msg_id="2")))
+    held.start()
+    wait_until(lambda: any(c.held is not None for c in served.hub.server._clients.values()))
+    started = time.monotonic()
+    assert subscribe(served, client_id, "/data/LeadChangeEvent", {"/data/LeadChangeEvent": -2})["successful"]
+    held.join(5)
+    assert time.monotonic() - started < 1
+    assert [m["channel"] for m in results["held"]] == ["/meta/connect", "/data/LeadChangeEvent"]

@@ -290,6 +290,8 @@ class BayeuxServer:
             return reply | {"error": invalid_replay_error(replay), "successful": False}
         client.cursors[channel] = cursor
         self._subscribers.setdefault(channel, set()).add(client.client_id)
+        if client.held is not None and not client.held.done() and self._bus.has_after(channel, cursor):
+            client.held.set_result(_EVENTS)  # replayed events go out on the connect already held
         return reply | {"successful": True}
 
     def _cursor_for(self, channel: str, replay: object) -> int | None:
