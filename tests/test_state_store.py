@@ -264,3 +264,29 @@ def test_closed_store_refuses_work(tmp_path: Path) -> None:
     s.close()
     with pytest.raises(StateError):
         s.checkpoint("c")
+
+
+def test_concurrent_writer_and_pipeline_threads_do_not_corrupt_state(store: StateStore) -> None:
+    """Commits from one thread and outbox updates from another interleave safely."""
+    import threading
+
+    def pipeline() -> None:
+        for i in range(50):
+            store.commit_batch(batch("c", i, owner_update(f"00Q{i}")))
+
+    def writer() -> None:
+        for _ in range(50):
+            for entry in store.pending_outbox(5, datetime.now(UTC) + timedelta(seconds=1)):
+                store.mark_done([entry.key], {entry.key: entry.record_id})
+
+    threads = [threading.Thread(target=pipeline), threading.Thread(target=writer)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert store.checkpoint("c") == 49
+    entries = [store.outbox_entry(f"lead-owner:00Q{i}") for i in range(50)]
+    assert all(e is not None for e in entries)
+    done = [e for e in entries if e is not None and e.status == "done"]
+    assert all(e.result_id == e.record_id for e in done)
+    assert store.status().outbox_pending == 50 - len(done)
