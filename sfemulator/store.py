@@ -160,6 +160,10 @@ class Org:
         """Called synchronously after each successful commit (never for rolled-back work)."""
         self._commit_listeners.append(listener)
 
+    def remove_commit_listener(self, listener: Callable[[Commit], None]) -> None:
+        if listener in self._commit_listeners:
+            self._commit_listeners.remove(listener)
+
     def add_reset_listener(self, listener: Callable[[], None]) -> None:
         """Called after `reset()` (POST /_emulator/reset), before the seed is loaded again."""
         self._reset_listeners.append(listener)
