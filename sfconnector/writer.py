@@ -169,13 +169,18 @@ class OutboxWriter:
             entries = self._state.pending_outbox(self._batch_size, now)
             ready = [e for e in entries if not e.depends_on]
             dependent, waiting = self._resolve_dependencies([e for e in entries if e.depends_on], tally)
-            ready.extend(dependent)
+            # Two entries for the same record wait for separate drains: a collection must not carry the
+            # same record twice, and the later entry must see the earlier one applied.
+            targets: set[tuple[str, ...]] = set()
+            ready, held = _one_per_target([*ready, *dependent], targets)
             for _ in range(3):  # later rounds take entries whose dependency was written in this drain
                 if not ready:
                     break
                 self._run_with_retries(ready, tally, now)
                 ready, waiting = self._resolve_dependencies(waiting, tally)
-            deferred = len(waiting)
+                ready, later = _one_per_target(ready, targets)
+                held.extend(later)
+            deferred = len(waiting) + len(held)
         except _Paused as paused:
             paused_until = paused.until
             _log.warning("outbox.paused", until=paused.until.isoformat(), reason=paused.reason)
@@ -199,6 +204,11 @@ class OutboxWriter:
                 api_calls=report.api_calls,
             )
         return report
+
+    def next_due(self) -> datetime | None:
+        """When the earliest open entry becomes due (None: the outbox is empty); a drain loop sleeps until
+        then (or until new decisions are committed), instead of polling."""
+        return self._state.next_outbox_due()
 
     # -- rounds -----------------------------------------------------------------------------------------
 
@@ -541,6 +551,39 @@ class OutboxWriter:
 
 
 # -- pure helpers ---------------------------------------------------------------------------------------
+
+
+def _target(entry: OutboxEntry) -> tuple[str, ...]:
+    """The Salesforce record an entry writes (as far as it can be known before sending)."""
+    if entry.op == "update":
+        return ("id", str(entry.record_id)[:15])
+    if entry.op == "upsert":
+        ext = str(entry.external_id_field)
+        return ("key", entry.sobject, ext, str(entry.fields.get(ext, "")).lower())
+    if entry.op == "create_once":
+        return (
+            "key",
+            entry.sobject,
+            entry.external_id_field or DEFAULT_CREATE_KEY_FIELD,
+            _create_key(entry).lower(),
+        )
+    return ("entry", entry.key)
+
+
+def _one_per_target(
+    entries: list[OutboxEntry], seen: set[tuple[str, ...]]
+) -> tuple[list[OutboxEntry], list[OutboxEntry]]:
+    """The first entry (by seq) for each target not in ``seen`` (updated), and those held for a later drain."""
+    first: list[OutboxEntry] = []
+    held: list[OutboxEntry] = []
+    for entry in sorted(entries, key=lambda e: e.seq):
+        target = _target(entry)
+        if target in seen:
+            held.append(entry)
+        else:
+            seen.add(target)
+            first.append(entry)
+    return first, held
 
 
 def _chunks(items: Sequence[Any], size: int) -> list[list[Any]]:

@@ -511,3 +511,24 @@ def test_report_counts_match_the_orgs_api_usage(
     after = control(org, "GET", "stats")["api_usage"]["used"]
     assert report.done == 10
     assert after - before == report.api_calls == 2
+
+
+def test_two_entries_for_one_lead_go_out_in_separate_drains_in_order(
+    org: Any, client: SalesforceClient, store: StateStore
+) -> None:
+    """A second write to the same lead waits for the next drain, so the later decision lands last."""
+    lead = person_creates_lead(org, client)
+    first = OutboxEntry(
+        "lead-channel:1", "update", "Lead", {"Referral_Channel__c": "Card"}, record_id=lead["Id"]
+    )
+    second = OutboxEntry(
+        "lead-channel:2", "update", "Lead", {"Referral_Channel__c": "Web"}, record_id=lead["Id"]
+    )
+    commit(store, first, second)
+    w = writer(store, client)
+    one = w.drain_once()
+    assert (one.done, one.deferred) == (1, 1)
+    two = w.drain_once()
+    assert (two.done, two.deferred) == (1, 0)
+    (row,) = client.query(f"SELECT Referral_Channel__c FROM Lead WHERE Id = '{lead['Id']}'")
+    assert row["Referral_Channel__c"] == "Web"
