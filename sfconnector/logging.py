@@ -113,6 +113,18 @@ def configure_logging(level: str = "info", *, json: bool | None = None, stream: 
         else structlog.dev.ConsoleRenderer(colors=out.isatty())
     )
     numeric_level = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
+    # Libraries logging through the standard library (urllib3, aiohttp, asyncio) get the same rendering
+    # and the same redaction.
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            processor=renderer,
+            foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared_processors()],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(max(numeric_level, logging.INFO))
     structlog.configure(
         processors=[*shared_processors(), renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric_level),

@@ -121,3 +121,21 @@ def test_configured_logger_writes_json_lines_without_secrets() -> None:
     assert [line["event"] for line in lines] == ["auth.token_issued"]
     assert lines[0]["access_token"] == REDACTED and lines[0]["method"] == "jwt"
     assert "tok-secret" not in stream.getvalue()
+
+
+def test_standard_library_logs_are_rendered_and_redacted_too() -> None:
+    """A library logging through `logging` gets JSON output with secrets scrubbed from its message."""
+    import logging
+
+    stream = io.StringIO()
+    configure_logging("info", stream=stream)
+    try:
+        logging.getLogger("urllib3.connectionpool").warning(
+            "retrying with Authorization: Bearer abcdefghijklmnopq"
+        )
+    finally:
+        structlog.reset_defaults()
+        logging.getLogger().handlers.clear()
+    (line,) = [json.loads(x) for x in stream.getvalue().splitlines()]
+    assert line["logger"] == "urllib3.connectionpool" and line["level"] == "warning"
+    assert "abcdefghijklmnopq" not in stream.getvalue()
