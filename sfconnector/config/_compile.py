@@ -39,29 +39,33 @@ def _field_problem(ctx: Ctx, loc: Loc, catalog: FieldCatalog, obj: str, name: st
 
 
 def compile_mapping(section: LMap | None, ctx: Ctx, catalog: FieldCatalog) -> SchemaMapping:
-    """The mapping with canonical API names; unknown objects and fields are problems."""
+    """The mapping with canonical API names; unknown objects and fields are problems.
+
+    `section` may be partial (entries with shape problems are INVALID or absent): those are skipped.
+    """
     if section is None:
         return SchemaMapping()
     built: dict[str, Any] = {}
     for logical, cls in LOGICAL_OBJECTS.items():
+        built[logical] = cls()
         part = section.get(logical)
         if not isinstance(part, LMap):
-            built[logical] = cls()
             continue
-        values = dict(part)
-        obj = catalog.object_name(part["object"])
+        object_name = part.get("object", built[logical].object)
+        if not isinstance(object_name, str):
+            continue
+        obj = catalog.object_name(object_name)
         if obj is None:
             ctx.add(
                 part.loc_of("object"),
-                f"unknown Salesforce object '{part['object']}'",
-                did_you_mean(part["object"], catalog.objects)
+                f"unknown Salesforce object '{object_name}'",
+                did_you_mean(object_name, catalog.objects)
                 or "objects come from salesforce/ and the standard ones",
             )
-            built[logical] = cls()
             continue
-        values["object"] = obj
+        values: dict[str, str] = {"object": obj}
         for key, name in part.items():
-            if key == "object":
+            if key == "object" or not isinstance(name, str):
                 continue
             info = catalog.field(obj, name)
             if info is None:
@@ -70,7 +74,9 @@ def compile_mapping(section: LMap | None, ctx: Ctx, catalog: FieldCatalog) -> Sc
                 values[key] = info.name
         built[logical] = cls(**values)
     policy = section.get("referral_code")
-    code = CodePolicy(**policy) if isinstance(policy, LMap) else CodePolicy()
+    code = CodePolicy()
+    if isinstance(policy, LMap) and all(isinstance(v, str | bool) for v in policy.values()):
+        code = CodePolicy(**policy)
     advocate = cast(AdvocateFields, built["advocate"])
     for logical, field_name in (("advocate", advocate.referral_code), ("lead", built["lead"].referral_code)):
         info = catalog.field(built[logical].object, field_name)
@@ -79,6 +85,7 @@ def compile_mapping(section: LMap | None, ctx: Ctx, catalog: FieldCatalog) -> Sc
             loc = part.loc_of("referral_code") if isinstance(part, LMap) else section.loc
             ctx.add(loc, f"the referral code field {info.object}.{info.name} must be text, not {info.type}")
     active = section.get("active_advocate_status", SchemaMapping().active_advocate_status)
+    active = active if isinstance(active, str) else SchemaMapping().active_advocate_status
     status = catalog.field(advocate.object, advocate.status)
     if status is not None and status.picklist_values and active not in status.picklist_values:
         ctx.add(
@@ -86,7 +93,12 @@ def compile_mapping(section: LMap | None, ctx: Ctx, catalog: FieldCatalog) -> Sc
             f"'{active}' is not a value of {status.object}.{status.name}",
             did_you_mean(active, status.picklist_values) or "values: " + ", ".join(status.picklist_values),
         )
-    extra = section.get("additional_fields") or {}
+    extra = section.get("additional_fields")
+    declared = {
+        obj: tuple(n for n in names if isinstance(n, str))
+        for obj, names in (extra.items() if isinstance(extra, LMap) else ())
+        if isinstance(names, list)
+    }
     return SchemaMapping(
         advocate=advocate,
         lead=cast(LeadFields, built["lead"]),
@@ -94,7 +106,7 @@ def compile_mapping(section: LMap | None, ctx: Ctx, catalog: FieldCatalog) -> Sc
         reward=cast(RewardFields, built["reward"]),
         referral_code=code,
         active_advocate_status=active,
-        additional_fields=MappingProxyType({k: tuple(v) for k, v in extra.items()}),
+        additional_fields=MappingProxyType(declared),
     )
 
 
@@ -299,11 +311,19 @@ def compile_routing(
         return RoutingRules()
     compiler = _ConditionCompiler(ctx, catalog, mapping)
     rules: list[RoutingRule] = []
-    for raw in section.get("rules") or []:
+    raw_rules = section.get("rules")
+    for raw in raw_rules if isinstance(raw_rules, list) else []:
+        if not isinstance(raw, LMap):
+            continue
         when = raw.get("when")
         condition = compiler.compile(when) if isinstance(when, LMap) else None
-        rules.append(RoutingRule(name=raw["name"], then=raw["then"], when=condition))
-    fallbacks = section.get("fallbacks") or {}
+        name, then = raw.get("name"), raw.get("then")
+        if isinstance(name, str) and isinstance(
+            then, RoutingAction
+        ):  # else: a shape problem already reported
+            rules.append(RoutingRule(name=name, then=then, when=condition))
+    fallbacks = section.get("fallbacks")
+    fallbacks = fallbacks if isinstance(fallbacks, LMap) else {}
     return RoutingRules(
         rules=tuple(rules),
         fallbacks=RoutingFallbacks(**{k: v for k, v in fallbacks.items() if isinstance(v, RoutingAction)}),

@@ -63,7 +63,9 @@ def _valid(value: Any) -> Any:
 
 
 def _health(section: LMap, ctx: Ctx) -> HealthConfig:
-    host, _, port = str(section["listen"]).rpartition(":")
+    if not isinstance(section.get("listen"), str) or not isinstance(section.get("enabled"), bool):
+        return HealthConfig()  # a shape problem, reported already
+    host, _, port = section["listen"].rpartition(":")
     if not 0 < int(port) < 65536:
         ctx.add(section.loc_of("listen"), f"port {port} is out of range", "use 1-65535")
     return HealthConfig(enabled=section["enabled"], host=host.strip("[]"), port=int(port))
@@ -93,9 +95,11 @@ def load_config(
                 )
             ]
         )
-    checked = s.ROOT.check(data, Loc(shown, 1, 1), ctx)
-    # Even with shape problems, check what can be checked, so one run reports everything.
-    root: LMap = checked if isinstance(checked, LMap) else data
+    # Sections with shape problems come back INVALID; the others are still checked against the known fields,
+    # so one run reports everything.
+    root = s.ROOT.check_partial(data, Loc(shown, 1, 1), ctx)
+    if not isinstance(root, LMap):
+        raise ConfigError(problems)
     known = catalog or load_catalog()
     mapping_section = _valid(_section(root, "mapping"))
     mapping = compile_mapping(mapping_section if isinstance(mapping_section, LMap) else None, ctx, known)
@@ -129,9 +133,9 @@ def load_config(
             ctx,
         )
     health = _health(root["health"], ctx) if isinstance(root.get("health"), LMap) else HealthConfig()
-    if problems or checked is INVALID:
+    if problems:
         raise ConfigError(problems)
-    return _freeze(checked, ctx, mapping, routing, rewards, notifications, health)
+    return _freeze(root, ctx, mapping, routing, rewards, notifications, health)
 
 
 def _freeze(

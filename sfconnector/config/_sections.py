@@ -730,4 +730,8 @@ ROOT = Obj(
     },
     "sfconnector configuration (connector.yaml)",
     name="the config",
+    key_hints={
+        section: f"{section} goes under rules: (rules: {{{section}: ...}}, or rules: {{file: PATH}})"
+        for section in ("routing", "attribution", "rewards", "notifications")
+    },
 )

@@ -107,6 +107,10 @@ class Spec:
         """The value when the key is absent, or _MISSING when the key is required."""
         return _MISSING
 
+    def check_partial(self, value: Any, loc: Loc, ctx: Ctx) -> Any:
+        """Like check(), but containers with problems come back with only their bad parts set to INVALID."""
+        return self.check(value, loc, ctx)
+
     def _described(self, schema: dict[str, Any]) -> dict[str, Any]:
         if self.description:
             schema["description"] = self.description
@@ -386,6 +390,17 @@ class ListOf(Spec):
             result.item_locs.append(item_loc)
         return result if ok else INVALID
 
+    def check_partial(self, value: Any, loc: Loc, ctx: Ctx) -> Any:
+        result = self.check(value, loc, ctx)
+        if result is not INVALID or not isinstance(value, LList):
+            return result
+        again = Ctx([], ctx.file, ctx.env, ctx.depth)
+        partial = LList(value.loc)
+        for item, item_loc in zip(value, value.item_locs, strict=True):
+            partial.append(self.item.check_partial(item, item_loc, again))
+            partial.item_locs.append(item_loc)
+        return partial
+
     def json_schema(self, defs: dict[str, Any]) -> dict[str, Any]:
         schema: dict[str, Any] = {"type": "array", "items": self.item.json_schema(defs)}
         if self.min_items:
@@ -445,8 +460,10 @@ class Obj(Spec):
         *,
         name: str = "",
         check_whole: Callable[[LMap, Ctx], None] | None = None,
+        key_hints: Mapping[str, str] | None = None,
     ) -> None:
         self.fields = {k: v if isinstance(v, Field) else Field(v) for k, v in fields.items()}
+        self.key_hints = dict(key_hints or {})  # unknown keys people are likely to write, and where they go
         self.description = description
         self.name = name
         self.check_whole = check_whole
@@ -466,7 +483,8 @@ class Obj(Spec):
         where = f" in {self.name}" if self.name else ""
         for key in value:
             if key not in self.fields:
-                ctx.add(value.key_loc(key), f"unknown key '{key}'{where}", one_of_hint(key, self.fields))
+                hint = self.key_hints.get(key) or one_of_hint(key, self.fields)
+                ctx.add(value.key_loc(key), f"unknown key '{key}'{where}", hint)
                 ok = False
         for key, fld in self.fields.items():
             if key in value:
@@ -489,6 +507,19 @@ class Obj(Spec):
             self.check_whole(result, ctx)
             ok = ok and len(ctx.problems) == before
         return result if ok else INVALID
+
+    def check_partial(self, value: Any, loc: Loc, ctx: Ctx) -> Any:
+        result = self.check(value, loc, ctx)
+        if result is not INVALID or not isinstance(value, LMap):
+            return result
+        again = Ctx([], ctx.file, ctx.env, ctx.depth)  # these problems are reported already
+        partial = LMap(value.loc)
+        for key, fld in self.fields.items():
+            if key in value:
+                partial[key] = fld.spec.check_partial(value[key], value.loc_of(key), again)
+                partial.key_locs[key] = value.key_loc(key)
+                partial.value_locs[key] = value.loc_of(key)
+        return partial
 
     def json_schema(self, defs: dict[str, Any]) -> dict[str, Any]:
         schema: dict[str, Any] = {
@@ -514,8 +545,15 @@ class Includable(Spec):
         return self.inner.default()
 
     def check(self, value: Any, loc: Loc, ctx: Ctx) -> Any:
+        return self._check(value, loc, ctx, partial=False)
+
+    def check_partial(self, value: Any, loc: Loc, ctx: Ctx) -> Any:
+        return self._check(value, loc, ctx, partial=True)
+
+    def _check(self, value: Any, loc: Loc, ctx: Ctx, *, partial: bool) -> Any:
+        inner = self.inner.check_partial if partial else self.inner.check
         if not (isinstance(value, LMap) and list(value) == ["file"]):
-            return self.inner.check(value, loc, ctx)
+            return inner(value, loc, ctx)
         ref = value["file"]
         ref_loc = value.loc_of("file")
         if not isinstance(ref, str) or not ref.strip():
@@ -529,7 +567,7 @@ class Includable(Spec):
         included = read_yaml(Path(shown), shown, ctx.problems, at=ref_loc)
         if len(ctx.problems) > before:
             return INVALID
-        return self.inner.check(included, Loc(shown, 1, 1), ctx.for_file(shown))
+        return inner(included, Loc(shown, 1, 1), ctx.for_file(shown))
 
     def json_schema(self, defs: dict[str, Any]) -> dict[str, Any]:
         include = {

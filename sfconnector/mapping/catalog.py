@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from types import MappingProxyType
 
@@ -37,19 +38,22 @@ class FieldCatalog:
 
     objects: Mapping[str, Mapping[str, FieldInfo]]
 
+    @cached_property
+    def _by_lower(self) -> dict[str, tuple[str, dict[str, FieldInfo]]]:
+        return {
+            obj.lower(): (obj, {name.lower(): info for name, info in fields.items()})
+            for obj, fields in self.objects.items()
+        }
+
     def object_name(self, name: str) -> str | None:
         """The canonical spelling of an object name, or None if unknown."""
-        for known in self.objects:
-            if known.lower() == name.lower():
-                return known
-        return None
+        found = self._by_lower.get(name.lower())
+        return found[0] if found else None
 
     def field(self, object_name: str, field_name: str) -> FieldInfo | None:
-        fields = self.objects.get(object_name, {})
-        for known, info in fields.items():
-            if known.lower() == field_name.lower():
-                return info
-        return None
+        """The field, matched case-insensitively as Salesforce does, or None if unknown."""
+        found = self._by_lower.get(object_name.lower())
+        return found[1].get(field_name.lower()) if found else None
 
     def field_names(self, object_name: str) -> list[str]:
         return sorted(self.objects.get(object_name, {}))
