@@ -362,3 +362,27 @@ def test_client_credentials_uses_basic_auth_and_password_grant_sends_fields(
     assert str(cc.headers["Authorization"]).startswith("Basic ")
     assert "grant_type=client_credentials" in str(cc.body)
     assert "grant_type=password" in str(pw.body) and "username=u%40x" in str(pw.body)
+
+
+def test_invalidate_never_waits_for_a_login_in_progress(rsps: responses.RequestsMock) -> None:
+    """The streaming event loop can report a bad token while another thread is logging in."""
+    entered, release = threading.Event(), threading.Event()
+
+    def slow_login(_request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
+        entered.set()
+        release.wait(5)
+        return 200, {}, json.dumps({"access_token": "tok-slow", "instance_url": INSTANCE, "id": "x/y/z"})
+
+    rsps.add_callback(responses.POST, TOKEN_URL, callback=slow_login)
+    tp = TokenProvider(settings())
+    login = threading.Thread(target=tp.token)
+    login.start()
+    try:
+        assert entered.wait(5)
+        invalidated = threading.Event()
+        threading.Thread(target=lambda: (tp.invalidate("tok-old"), invalidated.set())).start()
+        assert invalidated.wait(1), "invalidate() blocked behind the login"
+    finally:
+        release.set()
+        login.join(5)
+    assert tp.token().access_token == "tok-slow"

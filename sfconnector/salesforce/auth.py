@@ -49,7 +49,10 @@ class TokenProvider:
         if session is None:
             self._session.verify = settings.verify
         self._retry = retry_policy
-        self._lock = threading.Lock()
+        # Two locks: re-authenticating (slow, HTTP) holds only _refresh_lock, so invalidate() called from the
+        # streaming event loop never waits for a login in progress on another thread.
+        self._refresh_lock = threading.Lock()
+        self._state_lock = threading.Lock()
         self._token: Token | None = None
         self.grants_issued = 0  # how many times a token was obtained (for tests and metrics)
 
@@ -60,13 +63,14 @@ class TokenProvider:
         seen = self._token
         if seen is not None and not force_refresh and not self._too_old(seen):
             return seen
-        with self._lock:
+        with self._refresh_lock:
             latest = self._token
             # Someone else refreshed while we waited for the lock: their fresh token serves us too.
             if latest is not None and not self._too_old(latest) and (not force_refresh or latest is not seen):
                 return latest
             fresh = self._retry.call(self._authenticate)
-            self._token = fresh
+            with self._state_lock:
+                self._token = fresh
             return fresh
 
     async def get_token(self, force_refresh: bool = False) -> tuple[str, str]:
@@ -76,7 +80,7 @@ class TokenProvider:
 
     def invalidate(self, access_token: str) -> None:
         """Salesforce rejected ``access_token``: forget it, unless it was already replaced."""
-        with self._lock:
+        with self._state_lock:
             if self._token is not None and self._token.access_token == access_token:
                 self._token = None
                 _log.info("auth.token_invalidated", method=self._settings.auth.method)
