@@ -13,6 +13,17 @@ import click
 
 # name -> (module, attribute, one-line help)
 COMMANDS: dict[str, tuple[str, str, str]] = {
+    "run": (
+        "sfconnector.commands.run",
+        "run",
+        "Run the daemon (systemd Type=notify; SIGTERM drains, exit 0).",
+    ),
+    "status": (
+        "sfconnector.commands.status",
+        "status",
+        "Checkpoints, outbox depth, dead letters, last errors.",
+    ),
+    "deadletters": ("sfconnector.commands.deadletters", "deadletters", "List, retry or drop dead letters."),
     "validate": (
         "sfconnector.commands.validate",
         "validate",

@@ -1,0 +1,124 @@
+"""`sfconnector deadletters list|retry|drop`: events and writes that could not be processed."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from sfconnector.commands._common import config_option, fail, load_or_exit
+from sfconnector.config import Config
+from sfconnector.state import StateError, StateStore
+
+if TYPE_CHECKING:
+    from sfconnector.pipeline.batch import ProcessedBatch
+
+
+@click.group("deadletters")
+def deadletters() -> None:
+    """List, retry or drop dead letters (bad events, writes Salesforce refused)."""
+
+
+def _open(config_path: str) -> StateStore:
+    config = load_or_exit(config_path)
+    if not config.state.path.exists():
+        fail(f"no state at {config.state.path}")
+    return StateStore.open(config.state.path)
+
+
+@deadletters.command("list")
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="Print the dead letters as JSON, payloads included.")
+def list_(config_path: str, as_json: bool) -> None:
+    """Every dead letter with its reason."""
+    with _open(config_path) as state:
+        letters = state.dead_letters()
+    if as_json:
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "id": d.id,
+                        "source": d.source,
+                        "channel": d.channel,
+                        "replay_id": d.replay_id,
+                        "reason": d.reason,
+                        "created_at": d.created_at.isoformat(),
+                        "payload": d.payload,
+                    }
+                    for d in letters
+                ],
+                indent=2,
+                default=str,
+            )
+        )
+        return
+    if not letters:
+        click.echo("no dead letters")
+        return
+    for d in letters:
+        where = f"{d.channel}#{d.replay_id}" if d.channel else d.source
+        click.echo(f"{d.id:>5}  {d.created_at:%Y-%m-%d %H:%M:%S}  {d.source:<8} {where}  {d.reason}")
+
+
+@deadletters.command("retry")
+@config_option
+@click.argument("ids", nargs=-1, type=int, required=True)
+def retry(config_path: str, ids: tuple[int, ...]) -> None:
+    """Try again: refused writes go back to the outbox; bad events are decided again (reads the org).
+
+    The running daemon's writer picks the resulting writes up within seconds.
+    """
+    config = load_or_exit(config_path)
+    if not config.state.path.exists():
+        fail(f"no state at {config.state.path}")
+    with StateStore.open(config.state.path) as state:
+        letters = {d.id: d for d in state.dead_letters()}
+        for id_ in ids:
+            letter = letters.get(id_)
+            if letter is None:
+                fail(f"no dead letter with id {id_}")
+                return
+            if letter.source == "outbox":
+                state.retry_dead_letter(id_)
+                click.echo(f"{id_}: write back in the outbox ({letter.reason})")
+                continue
+            message = letter.payload
+            if not (isinstance(message.get("channel"), str) and isinstance(message.get("data"), dict)):
+                fail(
+                    f"{id_}: no original event kept ({letter.reason}); fix the record in Salesforce and drop it"
+                )
+            processed = _decide_again(config, state, dict(message))
+            if processed.decided.dead_letters:
+                reason = processed.decided.dead_letters[0].reason
+                fail(f"{id_}: still cannot be processed: {reason}")
+            state.commit_batch(replace(processed.decided, checkpoints={}))
+            state.drop_dead_letter(id_)
+            click.echo(f"{id_}: decided again, {len(processed.decided.outbox)} write(s) queued")
+
+
+def _decide_again(config: Config, state: StateStore, message: dict[str, Any]) -> ProcessedBatch:
+    from sfconnector.pipeline.batch import BatchProcessor
+    from sfconnector.wiring import connect, decision_rules, org_lookups
+
+    _, client = connect(config)
+    processor = BatchProcessor(
+        decision_rules(config), org_lookups(config, client), config.salesforce.client_name
+    )
+    return processor.process([message])
+
+
+@deadletters.command("drop")
+@config_option
+@click.argument("ids", nargs=-1, type=int, required=True)
+def drop(config_path: str, ids: tuple[int, ...]) -> None:
+    """Delete dead letters for good."""
+    with _open(config_path) as state:
+        for id_ in ids:
+            try:
+                state.drop_dead_letter(id_)
+            except StateError as exc:
+                fail(str(exc))
+            click.echo(f"dropped {id_}")

@@ -1,0 +1,87 @@
+"""`sfconnector status`: checkpoints and lag per channel, outbox depth, dead letters, last errors."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import click
+
+from sfconnector.commands._common import config_option, fail, load_or_exit
+from sfconnector.state import StateStore
+
+
+def _age(moment: datetime | None, now: datetime) -> str:
+    if moment is None:
+        return "-"
+    seconds = int((now - moment).total_seconds())
+    if seconds < 120:
+        return f"{seconds}s ago"
+    if seconds < 7200:
+        return f"{seconds // 60}m ago"
+    return f"{seconds // 3600}h ago"
+
+
+@click.command("status")
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+def status(config_path: str, as_json: bool) -> None:
+    """Show what the daemon has done: checkpoints, outbox, dead letters, last errors (offline)."""
+    config = load_or_exit(config_path)
+    if not config.state.path.exists():
+        fail(f"no state at {config.state.path}: the daemon has not run with this config yet")
+    with StateStore.open(config.state.path) as state:
+        st = state.status()
+        recent = state.routing_log(limit=5)
+    now = datetime.now(UTC)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "channels": [
+                        {
+                            "channel": c.channel,
+                            "checkpoint": c.checkpoint,
+                            "updated_at": c.updated_at.isoformat() if c.updated_at else None,
+                        }
+                        for c in st.channels
+                    ],
+                    "outbox": {
+                        "pending": st.outbox_pending,
+                        "retrying": st.outbox_retrying,
+                        "dead": st.outbox_dead,
+                    },
+                    "dead_letters": st.dead_letters,
+                    "last_errors": [
+                        {"where": e.where, "message": e.message, "at": e.at.isoformat()}
+                        for e in st.last_errors
+                    ],
+                },
+                indent=2,
+            )
+        )
+        return
+    click.echo(f"state: {config.state.path} (schema v{st.schema_version})")
+    click.echo("channels:")
+    configured = set(config.stream.channels)
+    seen = {c.channel for c in st.channels}
+    for c in st.channels:
+        click.echo(f"  {c.channel:<40} checkpoint {c.checkpoint!s:<12} updated {_age(c.updated_at, now)}")
+    for channel in sorted(configured - seen):
+        click.echo(f"  {channel:<40} no checkpoint yet (starts from the configured start)")
+    oldest = f", oldest waiting since {_age(st.oldest_pending_at, now)}" if st.oldest_pending_at else ""
+    click.echo(f"outbox: {st.outbox_pending} pending, {st.outbox_retrying} retrying{oldest}")
+    click.echo(
+        f"dead letters: {st.dead_letters}"
+        + ("  (see `sfconnector deadletters list`)" if st.dead_letters else "")
+    )
+    if st.last_errors:
+        click.echo("last errors:")
+        for e in st.last_errors:
+            click.echo(f"  {e.at:%Y-%m-%d %H:%M:%S} {e.where}: {e.message}")
+    if recent:
+        click.echo("recent routing decisions:")
+        for row in recent:
+            click.echo(
+                f"  {row.decided_at:%H:%M:%S} lead {row.lead_id} -> {row.routed_owner_id} [{row.rule}] {row.reason}"
+            )

@@ -1,0 +1,358 @@
+"""The daemon: stream in, decide in batches, commit decisions with the checkpoint, drain the outbox out.
+
+    stream (supervised) --> bounded queue --> batches --> decisions + checkpoint (one SQLite tx) --> outbox
+                                                                                         writer --> Salesforce
+
+Lifecycle: `run()` owns every task and awaits them. The first SIGTERM stops intake, finishes the batch in
+hand and drains the outbox (bounded by `drain_timeout`); a second one cancels. A crash at any instant loses
+nothing: the stream re-subscribes from the last *committed* replay id and every write is idempotent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import signal
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+from sfconnector.config import Config
+from sfconnector.health import HealthServer, HealthState
+from sfconnector.metrics import Metrics
+from sfconnector.pipeline.batch import BatchProcessor, ProcessedBatch
+from sfconnector.retry import backoff_seconds
+from sfconnector.salesforce import SalesforceClient, TokenProvider
+from sfconnector.state import StateStore
+from sfconnector.stream import (
+    ALL_EVENTS,
+    NEW_EVENTS,
+    ReplayIdExpired,
+    StreamClient,
+    StreamError,
+    SubscriptionRefused,
+)
+from sfconnector.systemd import Notifier
+from sfconnector.wiring import connect, decision_rules, org_lookups
+from sfconnector.writer import OutboxWriter
+
+log = structlog.get_logger("sfconnector.daemon")
+
+_STOP = object()
+
+
+class Daemon:
+    """One connector process for one org."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        notifier: Notifier | None = None,
+        drain_timeout: float = 30.0,
+        tokens: TokenProvider | None = None,
+        client: SalesforceClient | None = None,
+    ) -> None:
+        self.config = config
+        self.notifier = notifier or Notifier()
+        self.metrics = Metrics()
+        self.health = HealthState()
+        self._drain_timeout = drain_timeout
+        if tokens is None or client is None:
+            tokens, client = connect(config)
+        self.tokens, self.client = tokens, client
+        self.state = StateStore.open(config.state.path)
+        self.processor = BatchProcessor(
+            decision_rules(config),
+            org_lookups(config, client),
+            config.salesforce.client_name,
+            already_processed=self.state.is_processed,
+        )
+        self.writer = OutboxWriter(
+            self.state,
+            client,
+            batch_size=config.writer.batch_size,
+            max_attempts=config.writer.max_retries,
+            backoff_initial_s=config.writer.retry_initial_seconds,
+            backoff_max_s=config.writer.retry_max_seconds,
+            use_composite=config.writer.use_composite,
+        )
+        self._queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=max(1, config.stream.max_in_flight))
+        self._stopping = asyncio.Event()
+        self._intake_done = asyncio.Event()
+        self._outbox_wakeup = asyncio.Event()
+        self._draining = asyncio.Event()
+        self._ready_sent = False
+        self.reconcile_requested: list[str] = []
+        self._last_watchdog = 0.0
+
+    # -- lifecycle ----------------------------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        if not self._stopping.is_set():
+            log.info("daemon.stopping")
+            self.notifier.stopping()
+            self._stopping.set()
+
+    def install_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        signals = 0
+
+        def on_signal() -> None:
+            nonlocal signals
+            signals += 1
+            if signals == 1:
+                self.request_stop()
+            else:
+                log.warning("daemon.second_signal_cancelling")
+                for task in asyncio.all_tasks(loop):
+                    if task is not asyncio.current_task(loop):
+                        task.cancel()
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, on_signal)
+
+    async def run(self) -> None:
+        """Run until `request_stop()` (or a signal); returns after a clean drain."""
+        log.info(
+            "daemon.starting",
+            login_url=self.config.salesforce.login_url,
+            channels=list(self.config.stream.channels),
+            state=str(self.config.state.path),
+        )
+        health_cm: contextlib.AbstractAsyncContextManager[Any] = contextlib.nullcontext()
+        if self.config.health.enabled:
+            health_cm = HealthServer(
+                self.config.health.host, self.config.health.port, self.health, self.metrics
+            )
+        try:
+            async with health_cm:
+                stream = asyncio.create_task(self._stream_loop(), name="stream")
+                process = asyncio.create_task(self._process_loop(), name="process")
+                writer = asyncio.create_task(self._writer_loop(), name="writer")
+                stopper = asyncio.create_task(self._stopping.wait(), name="stop")
+                done, _ = await asyncio.wait(
+                    {stream, process, writer, stopper}, return_when=asyncio.FIRST_COMPLETED
+                )
+                for task in done:
+                    if task is not stopper and task.exception() is not None:
+                        raise task.exception()  # type: ignore[misc]
+                # Stop intake first, then let the processor finish what is queued, then drain the outbox.
+                stream.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await stream
+                await self._queue.put(_STOP)
+                await process
+                self._draining.set()
+                self._outbox_wakeup.set()
+                try:
+                    await asyncio.wait_for(writer, timeout=self._drain_timeout)
+                except TimeoutError:
+                    log.warning("daemon.drain_timeout", pending=self.state.status().outbox_pending)
+        finally:
+            self.state.close()
+            log.info("daemon.stopped")
+
+    # -- stream -------------------------------------------------------------------------------------------
+
+    def _replay_ids(self, fallback: Mapping[str, int]) -> dict[str, int]:
+        start = ALL_EVENTS if self.config.stream.start == "earliest" else NEW_EVENTS
+        ids: dict[str, int] = {}
+        for channel in self.config.stream.channels:
+            checkpoint = self.state.checkpoint(channel)
+            ids[channel] = fallback.get(channel, checkpoint if checkpoint is not None else start)
+        return ids
+
+    async def _stream_loop(self) -> None:
+        attempt = 0
+        fallback: dict[str, int] = {}
+        ca = str(self.config.salesforce.ca_bundle) if self.config.salesforce.ca_bundle else None
+        while not self._stopping.is_set():
+            replay_ids = self._replay_ids(fallback)
+            try:
+                async with StreamClient(
+                    self.tokens.get_token,
+                    api_version=self.config.salesforce.api_version,
+                    replay_ids=replay_ids,
+                    ca_file=ca,
+                    max_pending_count=min(1000, self.config.stream.max_in_flight),
+                ) as client:
+                    for channel in self.config.stream.channels:
+                        await client.subscribe(channel)
+                    fallback.clear()
+                    attempt = 0
+                    self._subscribed(replay_ids)
+                    while True:
+                        message = await client.receive()
+                        await self._queue.put(message)
+                        self._pulse()
+            except ReplayIdExpired as exc:
+                # Downtime beyond retention: events may be lost. Say so loudly, replay what is retained, and
+                # reconcile by SOQL so no referral is missed.
+                log.error("stream.replay_expired", channel=exc.channel, replay_id=replay_ids.get(exc.channel))
+                self.health.last_error = f"replay id expired on {exc.channel}"
+                fallback[exc.channel] = ALL_EVENTS
+                self._request_reconcile(f"replay id expired on {exc.channel}")
+            except SubscriptionRefused as exc:
+                log.error("stream.subscription_refused", channel=exc.channel, error=exc.error)
+                self.health.last_error = str(exc)
+                attempt += 1
+                await self._backoff(attempt, initial=5.0)
+            except (StreamError, OSError) as exc:
+                log.warning("stream.disconnected", error=str(exc), attempt=attempt + 1)
+                self.health.last_error = str(exc)
+                attempt += 1
+                await self._backoff(attempt)
+            except Exception as exc:  # the library can raise anything; supervision must survive it
+                log.error("stream.failed", error=repr(exc), attempt=attempt + 1)
+                self.health.last_error = repr(exc)
+                attempt += 1
+                await self._backoff(attempt)
+            finally:
+                self.health.subscribed = False
+                self.metrics.stream_connected.set(0)
+
+    def _subscribed(self, replay_ids: Mapping[str, int]) -> None:
+        self.health.subscribed = True
+        self.health.progress()
+        self.metrics.stream_connected.set(1)
+        log.info("stream.subscribed", replay_ids=dict(replay_ids))
+        if not self._ready_sent:
+            self._ready_sent = True
+            self.notifier.ready("subscribed to " + ", ".join(self.config.stream.channels))
+
+    async def _backoff(self, attempt: int, initial: float = 0.5) -> None:
+        delay = backoff_seconds(attempt, initial=initial, maximum=30.0, jitter=0.5, rand=random.random())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), timeout=delay)
+
+    def _pulse(self) -> None:
+        """Real progress: feed the health check and, at most every few seconds, the systemd watchdog."""
+        self.health.progress()
+        now = time.monotonic()
+        interval = self.notifier.watchdog_interval
+        if interval is not None and now - self._last_watchdog >= min(interval, 5.0):
+            self._last_watchdog = now
+            self.notifier.watchdog()
+
+    def _request_reconcile(self, why: str) -> None:
+        self.reconcile_requested.append(why)
+        self.metrics.reconciliations.labels(trigger="stream").inc()
+        log.warning("reconcile.requested", reason=why)
+
+    # -- decisions ----------------------------------------------------------------------------------------
+
+    async def _next_batch(self) -> tuple[list[Any], bool]:
+        first = await self._queue.get()
+        if first is _STOP:
+            return [], True
+        batch = [first]
+        cfg = self.config.stream.batch
+        deadline = time.monotonic() + cfg.max_wait_ms / 1000
+        while len(batch) < cfg.max_events:
+            timeout = deadline - time.monotonic()
+            try:
+                item = (
+                    self._queue.get_nowait()
+                    if timeout <= 0
+                    else await asyncio.wait_for(self._queue.get(), timeout)
+                )
+            except (TimeoutError, asyncio.QueueEmpty):
+                break
+            if item is _STOP:
+                return batch, True
+            batch.append(item)
+        return batch, False
+
+    async def _process_loop(self) -> None:
+        stop = False
+        while not stop:
+            batch, stop = await self._next_batch()
+            if batch:
+                await self._process(batch)
+
+    async def _process(self, messages: list[Any]) -> None:
+        attempt = 0
+        while True:
+            try:
+                processed = await asyncio.to_thread(self.processor.process, messages)
+                await asyncio.to_thread(self.state.commit_batch, processed.decided)
+                break
+            except (
+                Exception
+            ) as exc:  # lookups failed (org down, limits): keep the batch, retry, never skip it
+                attempt += 1
+                log.warning("pipeline.batch_retry", error=str(exc), attempt=attempt, events=len(messages))
+                self.health.last_error = str(exc)
+                with contextlib.suppress(Exception):
+                    self.state.record_error("pipeline", str(exc))
+                delay = backoff_seconds(attempt, initial=0.5, maximum=60.0, jitter=0.5, rand=random.random())
+                await asyncio.sleep(delay)
+        self._account(processed)
+        self._outbox_wakeup.set()
+        self._pulse()
+
+    def _account(self, processed: ProcessedBatch) -> None:
+        for channel, count in processed.received.items():
+            self.metrics.events_received.labels(channel=channel).inc(count)
+        if processed.own_changes:
+            self.metrics.events_skipped.labels(reason="own_change").inc(processed.own_changes)
+        if processed.duplicates:
+            self.metrics.events_skipped.labels(reason="already_processed").inc(processed.duplicates)
+        for outcome in processed.outcomes:
+            self.metrics.routing_decisions.labels(
+                rule=outcome.routing.rule, action=outcome.routing.action
+            ).inc()
+        if processed.decided.dead_letters:
+            self.metrics.dead_letters.inc(len(processed.decided.dead_letters))
+            for dead in processed.decided.dead_letters:
+                log.warning("deadletter.added", source=dead.source, channel=dead.channel, reason=dead.reason)
+        for channel, replay_id in processed.decided.checkpoints.items():
+            self.metrics.checkpoint.labels(channel=channel).set(replay_id)
+        for gap in processed.gaps:
+            self._request_reconcile(f"{gap.change_type} on {gap.entity} ({len(gap.record_ids)} records)")
+
+    # -- outbox -------------------------------------------------------------------------------------------
+
+    async def _writer_loop(self) -> None:
+        while True:
+            self._outbox_wakeup.clear()
+            try:
+                report = await asyncio.to_thread(self.writer.drain_once)
+            except Exception as exc:
+                log.error("outbox.drain_failed", error=repr(exc))
+                self.health.last_error = repr(exc)
+                report = None
+            status = self.state.status()
+            self.metrics.outbox_depth.set(status.outbox_pending + status.outbox_retrying)
+            usage = self.client.api_usage
+            if usage is not None:
+                self.metrics.api_usage.set(usage.fraction)
+            if report is not None:
+                self.metrics.outbox_results.labels(result="done").inc(report.done)
+                self.metrics.outbox_results.labels(result="retried").inc(report.retried)
+                self.metrics.outbox_results.labels(result="dead").inc(report.dead)
+                self.metrics.outbox_results.labels(result="skipped").inc(report.skipped)
+                if report.done or report.dead or report.skipped:
+                    self._pulse()
+            pending = status.outbox_pending + status.outbox_retrying
+            if self._draining.is_set() and (pending == 0 or report is None):
+                return
+            wait = self._writer_wait(report)
+            if wait > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._outbox_wakeup.wait(), timeout=wait)
+
+    def _writer_wait(self, report: Any) -> float:
+        if report is not None and report.paused_until is not None:
+            return max(0.0, (report.paused_until - datetime.now(UTC)).total_seconds())
+        if report is not None and report.done:
+            return 0.0
+        due = self.state.next_outbox_due()
+        if due is None:
+            return 5.0
+        return max(0.0, min(5.0, (due - datetime.now(UTC)).total_seconds()))

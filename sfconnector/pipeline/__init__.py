@@ -1,0 +1,1 @@
+"""From streaming events to durable decisions: candidates, batched lookups, pure decisions, outbox entries."""

@@ -1,0 +1,184 @@
+"""One batch of streaming messages -> one `DecidedBatch` the state store commits in a single transaction.
+
+Bad messages become dead letters, the connector's own writes are skipped, advocate changes invalidate the
+lookup cache, gap and overflow events are handed back for reconciliation, and every referral candidate gets
+its decision. The checkpoint of each channel covers every message of the batch, whatever became of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+from sfconnector.events import BadEvent, PlatformEvent, RecordChange, StreamEvent, parse_message
+from sfconnector.pipeline.candidates import ReferralCandidate, referral_candidates
+from sfconnector.pipeline.lookups import OrgLookups
+from sfconnector.pipeline.referrals import DecisionRules, ReferralOutcome, decide_referral
+from sfconnector.state import DecidedBatch, NewDeadLetter, OutboxEntry
+
+log = structlog.get_logger("sfconnector.pipeline")
+
+
+@dataclass(frozen=True)
+class ProcessedBatch:
+    decided: DecidedBatch
+    outcomes: tuple[ReferralOutcome, ...] = ()
+    gaps: tuple[RecordChange, ...] = ()  # GAP_* and GAP_OVERFLOW events: reconcile
+    own_changes: int = 0
+    duplicates: int = 0
+    received: Mapping[str, int] = field(default_factory=dict)
+
+
+class BatchProcessor:
+    """Decides a batch; reads the org only through `OrgLookups` (batched), writes nothing."""
+
+    def __init__(
+        self,
+        rules: DecisionRules,
+        lookups: OrgLookups,
+        own_client: str,
+        *,
+        already_processed: Callable[[str], bool] = lambda _: False,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._rules, self._lookups, self._own = rules, lookups, own_client
+        self._seen, self._clock = already_processed, clock
+
+    def process(self, messages: Sequence[Mapping[str, Any]]) -> ProcessedBatch:
+        checkpoints: dict[str, int] = {}
+        received: dict[str, int] = {}
+        dead: list[NewDeadLetter] = []
+        events: list[StreamEvent] = []
+        keys: list[str] = []
+        own = duplicates = 0
+        gaps: list[RecordChange] = []
+        for message in messages:
+            channel = str(message.get("channel", ""))
+            received[channel] = received.get(channel, 0) + 1
+            replay_id = _replay_id(message)
+            if replay_id is not None:
+                checkpoints[channel] = max(checkpoints.get(channel, replay_id), replay_id)
+            try:
+                event = parse_message(message)
+            except BadEvent as exc:
+                dead.append(NewDeadLetter("event", channel or None, replay_id, dict(message), str(exc)))
+                continue
+            if self._seen(event.key):
+                duplicates += 1
+                continue
+            keys.append(event.key)
+            if isinstance(event, RecordChange):
+                if event.is_gap or event.is_overflow:
+                    gaps.append(event)
+                    continue
+                if event.entity == self._rules.mapping.advocate.object:
+                    self._lookups.invalidate_advocates(event.record_ids)
+                if event.client_name() == self._own:
+                    own += 1
+                    continue
+            events.append(event)
+        outcomes, more_dead = self._decide(events)
+        dead.extend(more_dead)
+        outbox: list[OutboxEntry] = [entry for o in outcomes for entry in o.outbox]
+        decided = DecidedBatch(
+            checkpoints=checkpoints,
+            outbox=outbox,
+            processed_keys=keys,
+            routing_log=[o.log for o in outcomes],
+            dead_letters=dead,
+        )
+        return ProcessedBatch(decided, tuple(outcomes), tuple(gaps), own, duplicates, received)
+
+    def _decide(self, events: Sequence[StreamEvent]) -> tuple[list[ReferralOutcome], list[NewDeadLetter]]:
+        dead: list[NewDeadLetter] = []
+        candidates: list[ReferralCandidate] = []
+        for event in events:
+            try:
+                candidates.extend(referral_candidates([event], self._rules.mapping, self._own))
+            except BadEvent as exc:
+                dead.append(_dead_event(event, str(exc)))
+        candidates = _with_reassignments(candidates, events, self._rules, self._own)
+        if not candidates:
+            return [], dead
+        lookups = self._lookups.fetch(
+            codes=[c.raw_code for c in candidates if c.raw_code],
+            emails=[c.email for c in candidates],
+            exclude_lead_ids=[c.lead_id for c in candidates if c.lead_id],
+            fetch_lead_ids=[c.lead_id for c in candidates if c.needs_lead_fetch and c.lead_id],
+        )
+        now = self._clock()
+        outcomes: list[ReferralOutcome] = []
+        for candidate in candidates:
+            try:
+                outcome = decide_referral(candidate, lookups, self._rules, now)
+            except Exception as exc:  # a rule bug must cost one referral, not the daemon
+                log.error("routing.decision_failed", source=candidate.source_key, error=repr(exc))
+                dead.append(
+                    NewDeadLetter(
+                        "decision",
+                        None,
+                        None,
+                        {"candidate": candidate.source_key},
+                        f"decision failed: {exc!r}",
+                    )
+                )
+                continue
+            log.info(
+                "routing.decided",
+                lead_id=candidate.lead_id,
+                referral=candidate.referral_key,
+                advocate_id=outcome.log.advocate_id,
+                rule=outcome.routing.rule,
+                action=outcome.routing.action,
+                routed_owner_id=outcome.routed_owner_id,
+                attribution=outcome.attribution.kind,
+                reason=outcome.routing.reason,
+            )
+            outcomes.append(outcome)
+        return outcomes, dead
+
+
+def _with_reassignments(
+    candidates: list[ReferralCandidate], events: Sequence[StreamEvent], rules: DecisionRules, own: str
+) -> list[ReferralCandidate]:
+    """Let a person's owner change later in the same batch win over routing (see `referral_candidates`)."""
+    lead = rules.mapping.lead
+    reassigned: dict[str, str] = {}
+    for event in events:
+        if (
+            isinstance(event, RecordChange)
+            and event.entity == lead.object
+            and event.change_type == "UPDATE"
+            and lead.owner in event.changed_fields
+            and event.client_name() != own
+        ):
+            for record_id in event.record_ids:
+                reassigned[record_id] = str(event.fields.get(lead.owner))
+    if not reassigned:
+        return candidates
+    return [
+        replace(c, manually_reassigned=True, current_owner_id=reassigned[c.lead_id])
+        if c.lead_id in reassigned and not c.needs_lead_fetch
+        else c
+        for c in candidates
+    ]
+
+
+def _replay_id(message: Mapping[str, Any]) -> int | None:
+    data = message.get("data")
+    event = data.get("event") if isinstance(data, Mapping) else None
+    replay_id = event.get("replayId") if isinstance(event, Mapping) else None
+    return replay_id if isinstance(replay_id, int) else None
+
+
+def _dead_event(event: StreamEvent, reason: str) -> NewDeadLetter:
+    payload: dict[str, Any] = (
+        {"event_name": event.event_name, "payload": dict(event.payload)}
+        if isinstance(event, PlatformEvent)
+        else {"entity": event.entity, "record_ids": list(event.record_ids), "fields": dict(event.fields)}
+    )
+    return NewDeadLetter("event", event.channel, event.replay_id, payload, reason)
