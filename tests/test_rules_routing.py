@@ -279,3 +279,9 @@ def test_reason_fits_the_routing_reason_field_even_for_long_conditions() -> None
     )
     decision = decide_routing(lead(fields={"Company": long_company}), advocate(), True, matching)
     assert len(decision.reason) == 255 and decision.reason.endswith("…")
+
+
+def test_fields_read_names_what_the_lookups_must_fetch() -> None:
+    from sfconnector.rules.routing import fields_read
+
+    assert fields_read(EXAMPLE_RULES) == (frozenset({"NumberOfEmployees"}), frozenset({"Program__c"}))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sfconnector.rules.conditions import evaluate
+from sfconnector.rules.conditions import evaluate, subjects
 from sfconnector.rules.model import (
     AdvocateFacts,
     LeadFacts,
@@ -19,7 +19,7 @@ from sfconnector.rules.model import (
     TraceStep,
 )
 
-__all__ = ["decide_routing", "subject_value"]
+__all__ = ["decide_routing", "fields_read", "subject_value"]
 
 
 def subject_value(subject: str, lead: LeadFacts, advocate: AdvocateFacts | None) -> Any:
@@ -32,6 +32,17 @@ def subject_value(subject: str, lead: LeadFacts, advocate: AdvocateFacts | None)
     if scope == "advocate" and advocate is not None:
         return advocate.fields.get(field_name)
     return None
+
+
+def fields_read(rules: RoutingRules) -> tuple[frozenset[str], frozenset[str]]:
+    """API names of the lead fields and the advocate fields the rules' conditions read, for the lookups."""
+    read: set[str] = set()
+    for rule in rules.rules:
+        if rule.when is not None:
+            read |= subjects(rule.when)
+    lead = frozenset(s.partition(".")[2] for s in read if s.startswith("lead."))
+    advocate = frozenset(s.partition(".")[2] for s in read if s.startswith("advocate."))
+    return lead, advocate
 
 
 def _advocate_label(advocate: AdvocateFacts) -> str:
