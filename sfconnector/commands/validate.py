@@ -4,28 +4,15 @@ from __future__ import annotations
 
 import click
 
-from sfconnector.config import load_config
-from sfconnector.errors import ConfigError
-
-EXIT_CONFIG = 2
+from sfconnector.commands._common import config_option, load_or_exit
 
 
 @click.command("validate")
-@click.option(
-    "--config",
-    "config_path",
-    default="connector.yaml",
-    show_default=True,
-    help="Config file to check (files it names are checked too).",
-)
+@config_option
 def validate(config_path: str) -> None:
-    """Check the config offline: every problem as file:line:col: message (hint); exit 2 on any."""
-    try:
-        config = load_config(config_path)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            click.echo(str(problem), err=True)
-        count = len(exc.problems)
-        click.echo(f"config invalid: {count} problem{'s' if count != 1 else ''}", err=True)
-        raise SystemExit(EXIT_CONFIG) from None
+    """Check the config (and the files it names) offline: every problem as file:line:col: message (hint).
+
+    Exit status 0 when the config is usable, 2 when it is not. Nothing is sent to Salesforce.
+    """
+    config = load_or_exit(config_path)
     click.echo(f"config OK: {config.summary()}")

@@ -14,7 +14,7 @@ from sfconnector.config._compile import (
     compile_routing,
     state_path,
 )
-from sfconnector.config._spec import INVALID, Ctx
+from sfconnector.config._spec import INVALID, Ctx, Spec
 from sfconnector.config._yaml import LMap, Loc, read_yaml
 from sfconnector.config.model import (
     AuthConfig,
@@ -41,17 +41,32 @@ from sfconnector.rules.model import (
 SCHEMA_ID = "https://sfconnector.dev/schema/connector.schema.json"
 
 
-def config_json_schema() -> dict[str, Any]:
-    """The JSON Schema (draft 2020-12) of connector.yaml, built from the specs the loader checks with."""
+# Sections that may live in a file of their own (`file: PATH`), by the name `schema --section` knows them.
+SECTIONS: dict[str, Spec] = {
+    "mapping": s.MAPPING,
+    "rules": s.RULES,
+    "routing": s.ROUTING,
+    "attribution": s.ATTRIBUTION,
+}
+
+
+def config_json_schema(section: str | None = None) -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of connector.yaml, or of one section for a file named by `file:`.
+
+    Built from the very specs the loader checks with.
+    """
     defs: dict[str, Any] = {}
-    body = s.ROOT.json_schema(defs)
-    return {
+    spec = s.ROOT if section is None else SECTIONS[section]
+    body = spec.json_schema(defs)
+    schema: dict[str, Any] = {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": SCHEMA_ID,
-        "title": "sfconnector configuration",
+        "$id": SCHEMA_ID if section is None else SCHEMA_ID.replace("connector.", f"connector.{section}."),
+        "title": "sfconnector configuration" + (f": {section}" if section else ""),
         **body,
-        "$defs": defs,
     }
+    if defs:
+        schema["$defs"] = defs
+    return schema
 
 
 def _section(root: Any, key: str) -> Any:
