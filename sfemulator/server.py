@@ -69,9 +69,12 @@ async def _edge(request: web.Request, handler: Any) -> web.StreamResponse:
     return response
 
 
+_VERSIONS_BODY = json.dumps(versions_list()).encode()
+
+
 async def _versions(request: web.Request) -> web.Response:
     # The versions list needs no session and is not counted, so it carries no Sforce-Limit-Info.
-    return json_response(200, versions_list())
+    return web.Response(status=200, body=_VERSIONS_BODY, headers={"Content-Type": oauth.JSON_TYPE})
 
 
 def _json_error_message(exc: json.JSONDecodeError) -> str:
