@@ -90,9 +90,8 @@ async def _rest(request: web.Request) -> web.Response:
     org = state.org
     version = parse_version(request.match_info["version"])
     if version is None:
-        return json_response(
-            404, [{"message": "The requested resource does not exist", "errorCode": "NOT_FOUND"}]
-        )
+        missing = [{"message": "The requested resource does not exist", "errorCode": "NOT_FOUND"}]
+        return json_response(404, missing, {"Sforce-Limit-Info": org.limit_info()})
     auth = request.headers.get("Authorization", "")
     scheme, _, token = auth.partition(" ")
     user_id = org.authenticate(token.strip()) if scheme.lower() in ("bearer", "oauth") else None
