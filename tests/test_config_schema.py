@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from click.testing import CliRunner
 
@@ -122,3 +123,12 @@ def test_schema_rejects_what_the_loader_rejects() -> None:
         },
     ):
         assert conforms(broken, schema, schema) != [], broken
+
+
+@pytest.mark.parametrize(
+    ("shipped", "section"),
+    [("connector.schema.json", None), ("rules.schema.json", "rules"), ("mapping.schema.json", "mapping")],
+)
+def test_shipped_schema_files_are_up_to_date(shipped: str, section: str | None) -> None:
+    on_disk = json.loads((ROOT / "config" / shipped).read_text(encoding="utf-8"))
+    assert on_disk == config_json_schema(section), f"regenerate config/{shipped} with `sfconnector schema`"
