@@ -185,7 +185,6 @@ def _writes(
         lead_key = f"lead:{c.referral_key}"
         lead_fields: dict[str, Any] = {k: v for k, v in fields.items() if v is not None}
         lead_fields["External_Key__c"] = c.referral_key
-        lead_fields["LeadSource"] = "Partner Referral" if c.channel is None else "Referral"
         if owner_id and routing.changes_owner:
             lead_fields[m.lead.owner] = owner_id
         if credited and advocate:
