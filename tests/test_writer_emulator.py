@@ -544,3 +544,94 @@ def test_two_entries_for_one_lead_go_out_in_separate_drains_in_order(
     assert (two.done, two.deferred) == (1, 0)
     (row,) = client.query(f"SELECT Referral_Channel__c FROM Lead WHERE Id = '{lead['Id']}'")
     assert row["Referral_Channel__c"] == "Web"
+
+
+_DRAIN_SCRIPT = """
+import os, sys
+from pathlib import Path
+from sfconnector.salesforce import AuthSettings, SalesforceClient, SalesforceSettings, TokenProvider
+from sfconnector.state import StateStore
+from sfconnector.writer import OutboxWriter
+
+env = os.environ
+settings = SalesforceSettings(
+    login_url=env["EMU_BASE_URL"],
+    auth=AuthSettings("jwt", "sfconnector-demo", "integration@sfconnector.test",
+                      private_key_pem=Path(env["EMU_JWT_KEY"]).read_text()),
+    ca_bundle=env["EMU_CA"],
+)
+store = StateStore.open(Path(env["STATE_DB"]))
+writer = OutboxWriter(store, SalesforceClient(settings, TokenProvider(settings)), batch_size=60)
+print("draining", flush=True)
+while not writer.drain_once().idle:
+    pass
+"""
+
+
+@pytest.mark.slow
+def test_sigkill_during_drains_loses_nothing_and_doubles_nothing(
+    org: Any, client: SalesforceClient, tmp_path: Path
+) -> None:
+    """Killing the writer process at random moments, then draining to the end, writes every entry once."""
+    import os
+    import random
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    created = client.collection_create(
+        [{"attributes": {"type": "Lead"}, "LastName": f"K{i}", "Company": "Kill"} for i in range(100)]
+    )
+    leads = client.query("SELECT Id, OwnerId FROM Lead WHERE Company = 'Kill'")
+    assert len(leads) == len(created) == 100
+    owners = other_reps(client, "")
+    db = tmp_path / "state.db"
+    with StateStore.open(db) as s:
+        for i, lead in enumerate(leads):
+            commit(
+                s,
+                owner_update(lead, owners[i % 4]),
+                referral(lead["Id"]),
+                call_task(lead["Id"], owners[i % 4]),
+            )
+    control(org, "POST", "latency", {"ms": 15})
+    env = {
+        **os.environ,
+        "EMU_BASE_URL": org.base_url,
+        "EMU_JWT_KEY": str(Path(org.tls_dir) / "jwt-key.pem"),
+        "EMU_CA": str(org.ca_path),
+        "STATE_DB": str(db),
+    }
+    rng = random.Random(7)
+    try:
+        for _ in range(3):
+            start = control(org, "GET", "stats")["total"]
+            proc = subprocess.Popen([sys.executable, "-c", _DRAIN_SCRIPT], env=env, stdout=subprocess.PIPE)
+            target = start + rng.randint(1, 6)
+            deadline = time.monotonic() + 20
+            while control(org, "GET", "stats")["total"] < target and proc.poll() is None:
+                assert time.monotonic() < deadline, "the writer process made no progress"
+                time.sleep(0.005)
+            time.sleep(rng.uniform(0, 0.03))  # land anywhere inside the next request
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
+    finally:
+        control(org, "POST", "latency", {"ms": 0})
+    with StateStore.open(db) as s:
+        left = s.status()
+        assert 0 < left.outbox_pending + left.outbox_retrying < 300, "the kills did not land mid-drain"
+        w = writer(s, client)
+        while not w.drain_once().idle:
+            pass
+        status = s.status()
+        assert (status.outbox_pending, status.outbox_retrying, status.dead_letters) == (0, 0, 0)
+    tasks = client.query("SELECT External_Key__c FROM Task WHERE External_Key__c LIKE 'task:%'")
+    referrals = client.query("SELECT External_Key__c FROM Referral__c")
+    assert sorted(t["External_Key__c"] for t in tasks) == sorted(
+        f"task:{x['Id']}:call-advocate" for x in leads
+    )
+    assert sorted(r["External_Key__c"] for r in referrals) == sorted(f"lead:{x['Id']}" for x in leads)
+    rows = client.query("SELECT Id, OwnerId FROM Lead WHERE Company = 'Kill'")
+    expected = {lead["Id"]: owners[i % 4] for i, lead in enumerate(leads)}
+    assert {r["Id"]: r["OwnerId"] for r in rows} == expected
