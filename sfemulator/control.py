@@ -27,6 +27,7 @@ Control API (loopback only, no auth; JSON in and out):
   POST   /_emulator/leads/{id}/convert    convert a lead as a rep would: {"createOpportunity": true,
                                           "opportunityName": "...", "convertedStatus": "Closed - Converted",
                                           "accountId": optional existing account}
+  POST   /_emulator/records/{id}/undelete restore a deleted record from the recycle bin
   POST   /_emulator/faults                fail the next N matching requests: {"method": "POST", "path": regex,
                                           "status": 503, "errorCode": "SERVER_UNAVAILABLE", "message": "...",
                                           "count": 1, "delay_ms": 0}  (status null: only delay)
@@ -136,6 +137,19 @@ async def convert_lead(request: web.Request) -> web.Response:
             400, [{"message": exc.message, "errorCode": exc.status_code, "fields": exc.fields}]
         )
     return json_response(200, result)
+
+
+async def undelete(request: web.Request) -> web.Response:
+    state = _state(request)
+    org = state.org
+    try:
+        with org.transaction(WriteContext(user_id=org.integration_user_id or "", api=None)) as tx:
+            rid = tx.undelete(request.match_info["id"])
+    except DmlError as exc:
+        return json_response(
+            exc.http_status, [{"message": exc.message, "errorCode": exc.status_code, "fields": exc.fields}]
+        )
+    return json_response(200, {"id": rid, "success": True, "errors": []})
 
 
 async def add_fault(request: web.Request) -> web.Response:
@@ -248,6 +262,7 @@ def install_control(app: web.Application) -> None:
         ("POST", "/_emulator/reset", reset),
         ("POST", "/_emulator/seed", seed),
         ("POST", "/_emulator/leads/{id}/convert", convert_lead),
+        ("POST", "/_emulator/records/{id}/undelete", undelete),
         ("POST", "/_emulator/faults", add_fault),
         ("GET", "/_emulator/faults", list_faults),
         ("DELETE", "/_emulator/faults", clear_faults),

@@ -514,6 +514,14 @@ def build_schema(dx_root: Path | None = None) -> Schema:
             for cf in co.fields:
                 merged[cf.name] = _from_dx(cf, restricted)
             objects[name] = replace(std, fields=merged)
+    # Activities may relate to any custom object (the DX objects allow activities), so a Task can point at
+    # an Advocate__c or a Referral__c through WhatId.
+    customs = tuple(sorted(o.name for o in objects.values() if o.custom and not o.is_platform_event))
+    task = objects["Task"]
+    what = task.fields["WhatId"]
+    objects["Task"] = replace(
+        task, fields={**task.fields, "WhatId": replace(what, reference_to=(*what.reference_to, *customs))}
+    )
     return Schema(list(objects.values()))
 
 

@@ -153,6 +153,7 @@ class Org:
         """Forget every record, session and counter (the caller loads a seed next)."""
         with self.lock:
             self._clear()
+            self.clock.offset = dt.timedelta()
         for listener in list(self._reset_listeners):
             listener()
 
@@ -388,6 +389,10 @@ class Transaction:
                 )
             if key == "Id" and not creating:
                 continue  # collections' update items carry their own Id
+            if creating and fd.name == "Id":
+                raise DmlError(
+                    "INVALID_FIELD_FOR_INSERT_UPDATE", "cannot specify Id in an insert call", ["Id"]
+                )
             if not (fd.createable if creating else fd.updateable):
                 readonly.append(fd.name)
                 continue

@@ -270,3 +270,32 @@ def test_seed_from_a_json_file_then_back_to_demo(
 def test_control_api_answers_loopback_peers_only() -> None:
     assert _is_loopback("127.0.0.1") and _is_loopback("::1")
     assert not _is_loopback("10.0.0.5") and not _is_loopback(None) and not _is_loopback("example.com")
+
+
+def test_undelete_restores_a_deleted_record(
+    sf: Salesforce, emulator_reset: Emulator, emulator_http: requests.Session, commits: list[Commit]
+) -> None:
+    advocate = sf.Advocate__c.create({"Name": "Back", "Referral_Code__c": "BACK-1"})["id"]
+    sf.Advocate__c.delete(advocate)
+    restored = control(emulator_reset, emulator_http, "POST", f"records/{advocate}/undelete")
+    assert restored == {"id": advocate, "success": True, "errors": []}
+    assert sf.Advocate__c.get(advocate)["Referral_Code__c"] == "BACK-1"
+    assert commits[-1].changes[0].change_type == "UNDELETE" and commits[-1].api is None
+
+
+def test_reset_puts_the_clock_back(emulator_reset: Emulator, emulator_http: requests.Session) -> None:
+    moved = control(emulator_reset, emulator_http, "POST", "clock", {"advance_seconds": 86400 * 3})["now"]
+    control(emulator_reset, emulator_http, "POST", "reset")
+    now = control(emulator_reset, emulator_http, "POST", "clock", {"advance_seconds": 0})["now"]
+    assert now < moved
+
+
+def test_task_can_relate_to_an_advocate(sf: Salesforce) -> None:
+    advocate = sf.query("SELECT Id, OwnerId FROM Advocate__c WHERE Referral_Code__c = 'GRACE-1001'")[
+        "records"
+    ][0]
+    task = sf.Task.create(
+        {"Subject": "Call the advocate first", "WhatId": advocate["Id"], "OwnerId": advocate["OwnerId"]}
+    )
+    row = sf.Task.get(task["id"])
+    assert row["WhatId"] == advocate["Id"] and row["Status"] == "Not Started" and row["IsClosed"] is False

@@ -312,3 +312,11 @@ def test_failed_calls_still_count_against_the_allocation(
     api["http"].get(f"{api['base']}{V}/sobjects/Lead/rid", headers=api["headers"])
     after = control(emulator_reset, api["http"], "GET", "stats")["api_usage"]["used"]
     assert after == before + 1
+
+
+def test_create_with_an_id_is_refused(api: dict[str, Any]) -> None:
+    body = {"Id": api["ids"]["lead"], "LastName": "x", "Company": "y"}
+    response = api["http"].post(f"{api['base']}{V}/sobjects/Lead", json=body, headers=api["headers"])
+    assert response.status_code == 400
+    assert response.json()[0]["errorCode"] == "INVALID_FIELD_FOR_INSERT_UPDATE"
+    assert response.json()[0]["message"] == "cannot specify Id in an insert call"
