@@ -200,3 +200,36 @@ def test_validate_prints_ok_and_a_summary_for_the_example(monkeypatch: pytest.Mo
     assert result.stdout.startswith(
         f"config OK: org https://127.0.0.1:8443 (API 59.0, auth jwt), {channels} channel(s), 4 routing rule(s)"
     )
+
+
+def test_plain_settings_may_come_from_environment_variables(tmp_path: Path) -> None:
+    text = MINIMAL.replace("client_id: 3MVG9abc", "client_id: ${SF_CLIENT_ID}")
+    config = load_config(write(tmp_path, text), env={"SF_CLIENT_ID": "3MVG9fromenv"})
+    assert config.salesforce.auth.client_id == "3MVG9fromenv"
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text), env={})
+    assert [str(p) for p in caught.value.problems] == [
+        f"{tmp_path / 'connector.yaml'}:5:16: environment variable SF_CLIENT_ID is not set "
+        "(export SF_CLIENT_ID=... before starting)"
+    ]
+
+
+def test_yaml_merge_keys_share_conditions_between_rules(tmp_path: Path) -> None:
+    text = MINIMAL + (
+        "rules:\n"
+        "  routing:\n"
+        "    rules:\n"
+        "      - &partner\n"
+        "        name: partner-social\n"
+        "        when: {advocate.Program__c: Partner, channel: Social}\n"
+        "        then: {queue: Referral Desk}\n"
+        "      - <<: *partner\n"
+        "        name: partner-rest\n"
+        "        then: owner_of_advocate\n"
+    )
+    rules = load_config(write(tmp_path, text), env={}).routing.rules
+    assert [(r.name, r.then.kind) for r in rules] == [
+        ("partner-social", "queue"),
+        ("partner-rest", "owner_of_advocate"),
+    ]
+    assert rules[0].when == rules[1].when

@@ -113,7 +113,6 @@ def compile_mapping(section: LMap | None, ctx: Ctx, catalog: FieldCatalog) -> Sc
 # ------------------------------------------------------------------------------------------------ conditions
 
 _SCALARS = (str, int, float, bool, date, type(None))
-_GROUPS = ("all", "any", "not")
 # What people coming from other rule languages type, and what they mean here.
 _OPERATOR_ALIASES = {
     "gte": "ge",
@@ -372,10 +371,6 @@ def compile_owned_section(
         ctx.add(locate(value, loc, tuple(path), key=on_key), message, hint)
 
     return compile_fn(value, report, (), **kwargs)
-
-
-def field_names(catalog: FieldCatalog, obj: str) -> list[str]:
-    return catalog.field_names(obj)
 
 
 def state_path(configured: Path | None, env: Mapping[str, str], config_file: str) -> Path:

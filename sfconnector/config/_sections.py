@@ -100,10 +100,12 @@ class SecretSpec(Spec):
             return Secret(f"file:{shown}", content)
         if text.startswith("credential:"):
             path = credential_path(text.removeprefix("credential:"), loc, ctx)
-            if path is INVALID:
+            if not isinstance(path, Path):
                 return INVALID
-            assert isinstance(path, Path)
-            return Secret(text, path.read_text(encoding="utf-8").rstrip("\r\n"))
+            try:
+                return Secret(text, path.read_text(encoding="utf-8").rstrip("\r\n"))
+            except (OSError, UnicodeDecodeError) as exc:
+                return ctx.add(loc, f"cannot read credential {path.name}: {exc}", "check LoadCredential=")
         if "${" in text:
             return ctx.add(loc, "a secret must be exactly one ${VAR} reference", hint)
         return ctx.add(loc, "a literal secret is not allowed in the config", hint)

@@ -121,6 +121,24 @@ class Spec:
         return ctx.add(loc, f"{label}must be {self.expects}, not {type_name(value)}")
 
 
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def expand_env(text: str, loc: Loc, ctx: Ctx) -> str | _Invalid:
+    """`text` with each `${VAR}` replaced from the environment; an unset variable is a problem."""
+    missing = [name for name in _ENV_REF.findall(text) if name not in ctx.env]
+    if missing:
+        return ctx.add(
+            loc, f"environment variable {missing[0]} is not set", f"export {missing[0]}=... before starting"
+        )
+    expanded = _ENV_REF.sub(lambda m: ctx.env[m.group(1)], text)
+    if "${" in _ENV_REF.sub("", text):
+        return ctx.add(
+            loc, "'${' starts a variable reference: write ${NAME}", "names are letters, digits and _"
+        )
+    return expanded
+
+
 class Str(Spec):
     expects = "text"
 
@@ -151,6 +169,11 @@ class Str(Spec):
             value = str(value)  # api_version: 59.0 is meant as text
         if not isinstance(value, str):
             return self._wrong_type(value, loc, ctx)
+        if "${" in value:
+            expanded = expand_env(value, loc, ctx)
+            if isinstance(expanded, _Invalid):
+                return INVALID
+            value = expanded
         if not value.strip() and not self.allow_empty:
             return ctx.add(loc, "must not be empty")
         if self.enum is not None and value not in self.enum:
@@ -295,9 +318,6 @@ class Duration(Spec):
         return self._described(schema)
 
 
-_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-
-
 class PathSpec(Str):
     """A file system path; relative paths are relative to the config file that names them.
 
@@ -313,15 +333,7 @@ class PathSpec(Str):
             return checked
         if checked.startswith("credential:"):
             return credential_path(checked.removeprefix("credential:"), loc, ctx)
-        missing = [name for name in _ENV_REF.findall(checked) if name not in ctx.env]
-        if missing:
-            return ctx.add(
-                loc,
-                f"environment variable {missing[0]} is not set",
-                f"set {missing[0]} or write the path itself",
-            )
-        expanded = _ENV_REF.sub(lambda m: ctx.env[m.group(1)], checked)
-        return Path(ctx.resolve(os.path.expanduser(expanded)))
+        return Path(ctx.resolve(os.path.expanduser(checked)))
 
 
 def credential_path(name: str, loc: Loc, ctx: Ctx) -> Path | _Invalid:

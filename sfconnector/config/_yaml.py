@@ -67,10 +67,33 @@ class _Converter:
         self.problems = problems
         self.constructor = yaml.SafeLoader("")
 
+    def _merged(self, node: yaml.MappingNode) -> list[tuple[yaml.Node, yaml.Node]]:
+        """The node's pairs with YAML merge keys (`<<: *defaults`) expanded; keys written here win."""
+        own = [(k, v) for k, v in node.value if k.tag != "tag:yaml.org,2002:merge"]
+        written = {k.value for k, _ in own if isinstance(k, yaml.ScalarNode)}
+        inherited: list[tuple[yaml.Node, yaml.Node]] = []
+        for key_node, value_node in node.value:
+            if key_node.tag != "tag:yaml.org,2002:merge":
+                continue
+            sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+            for source in sources:
+                if not isinstance(source, yaml.MappingNode):
+                    self.problems.append(
+                        _loc(self.file, source).problem(
+                            "<< merges mappings only", "write <<: *anchor_of_a_mapping"
+                        )
+                    )
+                    continue
+                for k, v in self._merged(source):
+                    if isinstance(k, yaml.ScalarNode) and k.value not in written:
+                        written.add(k.value)
+                        inherited.append((k, v))
+        return own + inherited
+
     def convert(self, node: yaml.Node) -> Any:
         if isinstance(node, yaml.MappingNode):
             result = LMap(_loc(self.file, node))
-            for key_node, value_node in node.value:
+            for key_node, value_node in self._merged(node):
                 key_loc = _loc(self.file, key_node)
                 key = self.convert(key_node) if isinstance(key_node, yaml.ScalarNode) else None
                 if not isinstance(key, str):
