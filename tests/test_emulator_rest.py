@@ -419,3 +419,52 @@ def test_upsert_on_a_field_that_is_not_an_external_id_is_404(sf: Salesforce) -> 
             "errorCode": "NOT_FOUND",
         }
     ]
+
+
+def test_composite_query_result_feeds_a_later_subrequest(sf: Salesforce) -> None:
+    body = {
+        "allOrNone": False,
+        "compositeRequest": [
+            {
+                "method": "GET",
+                "url": "/services/data/v59.0/query?q=SELECT+Id,OwnerId+FROM+Advocate__c+WHERE+Referral_Code__c='ADA-1003'",
+                "referenceId": "adv",
+            },
+            {
+                "method": "PATCH",
+                "url": "/services/data/v59.0/composite/sobjects/Referral__c/External_Key__c",
+                "referenceId": "ref",
+                "body": {
+                    "allOrNone": False,
+                    "records": [
+                        {
+                            "attributes": {"type": "Referral__c"},
+                            "External_Key__c": "lead:composite",
+                            "Advocate__c": "@{adv.records[0].Id}",
+                            "Routed_Owner__c": "@{adv.records[0].OwnerId}",
+                        }
+                    ],
+                },
+            },
+            {
+                "method": "GET",
+                "url": "/services/data/v59.0/sobjects/Referral__c/@{nope.id}",
+                "referenceId": "bad",
+            },
+        ],
+    }
+    result = sf.restful("composite", method="POST", json=body)["compositeResponse"]
+    assert result[0]["httpStatusCode"] == 200 and result[0]["body"]["totalSize"] == 1
+    assert result[1]["httpStatusCode"] == 200 and result[1]["body"][0]["created"] is True
+    assert result[2]["httpStatusCode"] == 400 and result[2]["body"][0]["errorCode"] == "PROCESSING_HALTED"
+    referral = sf.Referral__c.get_by_custom_id("External_Key__c", "lead:composite")
+    assert referral["Advocate__c"] == result[0]["body"]["records"][0]["Id"]
+    assert referral["Name"].startswith("REF-")
+
+
+def test_collection_retrieve_by_get_returns_null_for_missing_ids(sf: Salesforce) -> None:
+    account = sf.query("SELECT Id FROM Account WHERE Name = 'Acme Corp'")["records"][0]["Id"]
+    rows = sf.restful(
+        "composite/sobjects/Account", params={"ids": f"{account},001000000000000AAA", "fields": "Id,Name"}
+    )
+    assert rows[0]["Name"] == "Acme Corp" and rows[1] is None
