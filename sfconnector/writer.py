@@ -36,6 +36,7 @@ from sfconnector.errors import RequestLimitExceeded, SalesforceApiError, Sfconne
 from sfconnector.retry import SALESFORCE_WRITE, RetryPolicy, backoff_seconds
 from sfconnector.salesforce import (
     ApiErrorItem,
+    ApiUsage,
     CompositeSubrequest,
     SalesforceClient,
     SaveResult,
@@ -154,6 +155,7 @@ class OutboxWriter:
         self._limit_pause = limit_pause_s
         self._use_composite = use_composite
         self._rand = rand
+        self._pause: tuple[ApiUsage, datetime] | None = None  # the usage reading a pause was decided on
 
     # -- public -----------------------------------------------------------------------------------------
 
@@ -470,7 +472,11 @@ class OutboxWriter:
         self, entries: Sequence[OutboxEntry], exc: SalesforceApiError, tally: _Tally, now: datetime
     ) -> None:
         if isinstance(exc, RequestLimitExceeded):
-            raise _Paused(now + timedelta(seconds=self._limit_pause), str(exc)) from exc
+            until = now + timedelta(seconds=self._limit_pause)
+            usage = self._client.api_usage
+            if usage is not None:
+                self._pause = (usage, until)  # after this pause, one call may test the water
+            raise _Paused(until, str(exc)) from exc
         for entry in entries:
             if exc.retryable:
                 self._transient(entry, str(exc), tally)
@@ -518,14 +524,28 @@ class OutboxWriter:
         tally.retried += 1
 
     def _check_throttle(self, now: datetime) -> None:
+        """Pause before a call while API usage is inside the reserve.
+
+        A pause is tied to the usage reading that caused it; once it has elapsed, one call goes out, and its
+        answer (a fresh Sforce-Limit-Info) decides the next pause. Without that, a stale reading would pause
+        the writer forever.
+        """
         usage = self._client.api_usage
         if usage is None:
             return
         delay = throttle_delay(
             usage.used, usage.max, reserve=self._api_reserve, exhausted_pause_s=self._limit_pause
         )
-        if delay > 0:
-            raise _Paused(now + timedelta(seconds=delay), f"API usage {usage.used}/{usage.max}")
+        if delay <= 0:
+            self._pause = None
+            return
+        if self._pause is not None and self._pause[0] is usage:
+            if now >= self._pause[1]:
+                return
+            raise _Paused(self._pause[1], f"API usage {usage.used}/{usage.max}")
+        until = now + timedelta(seconds=delay)
+        self._pause = (usage, until)
+        raise _Paused(until, f"API usage {usage.used}/{usage.max}")
 
     # -- dependencies -----------------------------------------------------------------------------------
 

@@ -635,3 +635,23 @@ def test_sigkill_during_drains_loses_nothing_and_doubles_nothing(
     rows = client.query("SELECT Id, OwnerId FROM Lead WHERE Company = 'Kill'")
     expected = {lead["Id"]: owners[i % 4] for i, lead in enumerate(leads)}
     assert {r["Id"]: r["OwnerId"] for r in rows} == expected
+
+
+def test_after_a_throttle_pause_one_call_refreshes_the_reading(
+    org: Any, client: SalesforceClient, store: StateStore
+) -> None:
+    """When the pause is over, the writer spends one call (bringing fresh usage) instead of pausing forever."""
+    leads = [person_creates_lead(org, client, LastName=f"T{i}") for i in range(2)]
+    commit(store, referral(leads[0]["Id"]))
+    commit(store, call_task(leads[1]["Id"], leads[1]["OwnerId"]))  # a second op: would need a second call
+    control(org, "POST", "limits", {"daily_api_requests": 1000, "used": 950})
+    client.limits()
+    w = writer(store, client, api_reserve=0.10, use_composite=False)
+    now = datetime.now(UTC)
+    first = w.drain_once(now)
+    assert first.api_calls == 0 and first.paused_until is not None
+    assert w.drain_once(first.paused_until - timedelta(seconds=1)).api_calls == 0  # still pausing
+    second = w.drain_once(first.paused_until)
+    assert (
+        second.api_calls == 1 and second.paused_until is not None and second.paused_until > first.paused_until
+    )
