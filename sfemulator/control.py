@@ -41,6 +41,7 @@ Control API (loopback only, no auth; JSON in and out):
   GET    /_emulator/stats                 API calls counted as Salesforce counts them: total, by kind; events
   GET    /_emulator/emails                emailSimple calls received (DELETE clears)
   GET    /_emulator/queries               the SOQL log (DELETE clears)
+  POST   /_emulator/streaming/forget-clients | gap | expire | disconnect   streaming faults (CometD)
 """
 
 Handler = Callable[[web.Request], Awaitable[web.Response]]
