@@ -290,3 +290,13 @@ def test_concurrent_writer_and_pipeline_threads_do_not_corrupt_state(store: Stat
     done = [e for e in entries if e is not None and e.status == "done"]
     assert all(e.result_id == e.record_id for e in done)
     assert store.status().outbox_pending == 50 - len(done)
+
+
+def test_batch_can_settle_a_dead_letter_in_the_same_transaction(store: StateStore) -> None:
+    """An event decided again removes its dead letter atomically with the new decisions."""
+    letter = store.add_dead_letter(
+        "event", "/data/LeadChangeEvent", 4, {"data": {}}, "advocate lookup failed"
+    )
+    store.commit_batch(DecidedBatch(outbox=[owner_update("00Q9")], resolves_dead_letters=[letter]))
+    assert store.dead_letters() == []
+    assert [e.key for e in store.pending_outbox(10, T0 + timedelta(days=1))] == ["lead-owner:00Q9"]

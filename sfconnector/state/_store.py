@@ -190,6 +190,8 @@ class StateStore:
                 self._insert_dead_letter(
                     db, letter.source, letter.channel, letter.replay_id, letter.payload, letter.reason, now
                 )
+            for letter_id in batch.resolves_dead_letters:
+                db.execute("DELETE FROM dead_letters WHERE id = ?", [int(letter_id)])
             for channel, replay_id in batch.checkpoints.items():
                 db.execute(
                     "INSERT INTO checkpoints (channel, replay_id, updated_at) VALUES (?, ?, ?)"

@@ -81,6 +81,9 @@ class DecidedBatch:
     processed_keys: Sequence[str] = ()  # "<channel>:<replayId>" or transactionKey+seq
     routing_log: Sequence[RoutingLogRow] = ()
     dead_letters: Sequence[NewDeadLetter] = ()
+    # Dead letters this batch settles (an event decided again by `deadletters retry`): removed in the same
+    # transaction, so a crash cannot leave both the dead letter and its decisions behind.
+    resolves_dead_letters: Sequence[int] = ()
 
 
 @dataclass(frozen=True)
