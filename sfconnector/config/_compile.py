@@ -7,7 +7,6 @@ by other modules compile. Every problem is collected with its position; nothing 
 
 from __future__ import annotations
 
-import importlib
 import re
 from collections.abc import Callable, Mapping
 from datetime import date, datetime
@@ -349,22 +348,17 @@ def locate(root: Any, root_loc: Loc, path: tuple[str | int, ...], *, key: bool =
 
 
 def compile_owned_section(
-    module_name: str,
-    function_name: str,
+    compile_fn: Callable[..., Any],
     value: Any,
     loc: Loc,
     ctx: Ctx,
     **kwargs: Any,
 ) -> Any:
-    """Compile a section whose rules live in another module, reporting its problems at their positions.
+    """Compile a section whose rules live in their own module (rewards, notifications).
 
-    Returns None (and checks nothing beyond the section's shape) when that module does not exist yet.
+    Those compilers report problems by path below the section (`("rules", 0, "amount")`); each is placed at
+    the position of the deepest part of that path the file has.
     """
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError:
-        return None
-    compile_fn: Callable[..., Any] = getattr(module, function_name)
 
     def report(path: tuple[str | int, ...], message: str, hint: str | None = None, /) -> None:
         on_key = message.startswith(("unknown key", "duplicate"))

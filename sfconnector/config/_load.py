@@ -37,6 +37,8 @@ from sfconnector.rules.model import (
     ExistingOpportunityPolicy,
     SelfReferralPolicy,
 )
+from sfconnector.rules.notifications import compile_notifications
+from sfconnector.rules.rewards import compile_rewards
 
 SCHEMA_ID = "https://sfconnector.dev/schema/connector.schema.json"
 
@@ -129,8 +131,7 @@ def load_config(
     rewards_value = _section(rules, "rewards")
     if rewards_value is not None and rules is not None:
         rewards = compile_owned_section(
-            "sfconnector.rules.rewards",
-            "compile_rewards",
+            compile_rewards,
             rewards_value,
             rules.loc_of("rewards"),
             ctx,
@@ -141,8 +142,7 @@ def load_config(
     notifications_value = _section(rules, "notifications")
     if notifications_value is not None and rules is not None:
         notifications = compile_owned_section(
-            "sfconnector.rules.notifications",
-            "compile_notifications",
+            compile_notifications,
             notifications_value,
             rules.loc_of("notifications"),
             ctx,

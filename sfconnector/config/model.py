@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from sfconnector.mapping.model import SchemaMapping
 from sfconnector.rules.model import AttributionPolicy, RoutingRules
+from sfconnector.rules.notifications import NotificationTemplates
+from sfconnector.rules.rewards import RewardRules
 
 AuthMethod = Literal["jwt", "client_credentials", "refresh_token", "password"]
 
@@ -109,8 +111,8 @@ class Config:
     mapping: SchemaMapping = field(default_factory=SchemaMapping)
     routing: RoutingRules = field(default_factory=RoutingRules)
     attribution: AttributionPolicy = field(default_factory=AttributionPolicy)
-    rewards: Any = None  # sfconnector.rules.rewards.RewardRules
-    notifications: Any = None  # sfconnector.rules.notifications' compiled templates, once that module exists
+    rewards: RewardRules | None = None  # None: no rewards section
+    notifications: NotificationTemplates | None = None  # None: no notifications section (the defaults apply)
     reconcile: ReconcileConfig = field(default_factory=ReconcileConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     health: HealthConfig = field(default_factory=HealthConfig)
@@ -122,7 +124,6 @@ class Config:
             f"{len(self.stream.channels)} channel(s)",
             f"{len(self.routing.rules)} routing rule(s)",
         ]
-        reward_rules = getattr(self.rewards, "rules", None)
-        if reward_rules is not None:
-            sections.append(f"{len(reward_rules)} reward rule(s)")
+        if self.rewards is not None:
+            sections.append(f"{len(self.rewards.rules)} reward rule(s)")
         return ", ".join(sections)
