@@ -183,6 +183,7 @@ class OutboxWriter:
                 ready, later = _one_per_target(ready, targets)
                 held.extend(later)
             deferred = len(waiting) + len(held)
+            self._defer_waiting(waiting, now)
         except _Paused as paused:
             paused_until = paused.until
             _log.warning("outbox.paused", until=paused.until.isoformat(), reason=paused.reason)
@@ -548,6 +549,14 @@ class OutboxWriter:
         raise _Paused(until, f"API usage {usage.used}/{usage.max}")
 
     # -- dependencies -----------------------------------------------------------------------------------
+
+    def _defer_waiting(self, waiting: list[OutboxEntry], now: datetime) -> None:
+        """An entry whose dependency is waiting for its retry time is not due before then either, so a
+        drain loop sleeping until the next due entry does not spin on it."""
+        for entry in waiting:
+            dep = self._state.outbox_entry(str(entry.depends_on))
+            if dep is not None and dep.next_attempt_at is not None and dep.next_attempt_at > now:
+                self._state.defer(entry.key, dep.next_attempt_at)
 
     def _resolve_dependencies(
         self, entries: list[OutboxEntry], tally: _Tally

@@ -308,6 +308,8 @@ def test_entry_waits_while_its_dependency_is_retrying(
     )
     report = writer(store, client, retry_policy=RetryPolicy("test", attempts=1)).drain_once()
     assert (report.done, report.retried, report.deferred) == (0, 1, 1)
+    retry_at = store.outbox_entry(f"referral:{lead['Id']}").next_attempt_at  # type: ignore[union-attr]
+    assert retry_at is not None and store.next_outbox_due() == retry_at  # nothing to spin on meanwhile
     later = writer(store, client).drain_once(datetime.now(UTC) + timedelta(hours=2))
     assert (later.done, later.deferred) == (2, 0)
     (row,) = client.query("SELECT Description FROM Task WHERE External_Key__c = 'task:x'")

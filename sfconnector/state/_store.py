@@ -244,6 +244,15 @@ class StateStore:
                 [reason, _ts(_now()), key],
             )
 
+    def defer(self, key: str, until: datetime) -> None:
+        """Not due before ``until`` (waiting for another entry); attempts and status unchanged."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE outbox SET next_attempt_at = ?, updated_at = ? WHERE key = ? AND status IN"
+                " ('pending', 'retrying')",
+                [_ts(until), _ts(_now()), key],
+            )
+
     def mark_retry(self, key: str, error: str, retry_at: datetime) -> None:
         """A transient failure: attempts += 1, keep the error, try again at ``retry_at``."""
         with self._tx() as db:
@@ -418,6 +427,7 @@ def _entry(row: Mapping[str, Any]) -> OutboxEntry:
         status=row["status"],
         last_error=row["last_error"],
         result_id=row["result_id"],
+        next_attempt_at=_parse_ts(row["next_attempt_at"]),
     )
 
 

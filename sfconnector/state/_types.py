@@ -33,6 +33,7 @@ class OutboxEntry:
     status: str = "pending"  # pending | retrying | done | skipped | dead
     last_error: str | None = None
     result_id: str | None = None  # the record id Salesforce returned, once done
+    next_attempt_at: datetime | None = None  # when it is (next) due
 
 
 @dataclass(frozen=True)
