@@ -208,14 +208,13 @@ class RestApi:
         obj = self._object(s[0])
         if len(s) == 1:
             if m == "GET":
-                recent = (
-                    [
-                        self._shape(obj.name, r, None, call.version)
-                        for r in list(self.org.records(obj.name))[-25:]
-                    ]
-                    if obj.queryable
-                    else []
-                )
+                # Basic info lists recently viewed records by Id and Name only.
+                rows = list(self.org.tables[obj.name].values())[-25:] if obj.queryable else []
+                recent = [
+                    self._shape(obj.name, r, ["Id", "Name"], call.version)
+                    for r in rows
+                    if not r.get("IsDeleted")
+                ]
                 info = describe_global_entry(obj, call.version)
                 return Reply(200, {"objectDescribe": info, "recentItems": recent}, kind="describe")
             if m == "POST":
@@ -726,6 +725,11 @@ class RestApi:
             reply = Reply(404, not_found().body()) if sub_call is None else self.dispatch(sub_call)
             has_errors = has_errors or reply.status >= 400
             results.append({"statusCode": reply.status, "result": reply.body})
+        # Unlike composite, every subrequest of a batch counts against the allocation (notes §3.3);
+        # the request itself was counted once already.
+        for _ in subs[1:]:
+            self.org.consume_api_call()
+            self.org.stats.total += 1
         return {"hasErrors": has_errors, "results": results}
 
     # --- actions -----------------------------------------------------------------------------------

@@ -468,3 +468,28 @@ def test_collection_retrieve_by_get_returns_null_for_missing_ids(sf: Salesforce)
         "composite/sobjects/Account", params={"ids": f"{account},001000000000000AAA", "fields": "Id,Name"}
     )
     assert rows[0]["Name"] == "Acme Corp" and rows[1] is None
+
+
+def test_composite_batch_runs_independent_subrequests_each_counted(
+    sf: Salesforce, emulator_reset: Emulator, emulator_http: requests.Session
+) -> None:
+    account = sf.query("SELECT Id FROM Account WHERE Name = 'Initech'")["records"][0]["Id"]
+    body = {
+        "haltOnError": True,
+        "batchRequests": [
+            {
+                "method": "PATCH",
+                "url": f"v59.0/sobjects/Account/{account}",
+                "richInput": {"Name": "Initrode"},
+            },
+            {"method": "GET", "url": f"v59.0/sobjects/Account/{account}?fields=Name"},
+            {"method": "POST", "url": "v59.0/sobjects/Account", "richInput": {}},
+            {"method": "GET", "url": "v59.0/limits"},
+        ],
+    }
+    result = sf.restful("composite/batch", method="POST", json=body)
+    assert result["hasErrors"] is True
+    assert [r["statusCode"] for r in result["results"]] == [204, 200, 400, 412]
+    assert result["results"][1]["result"]["Name"] == "Initrode"
+    assert result["results"][3]["result"][0]["errorCode"] == "BATCH_PROCESSING_HALTED"
+    assert control(emulator_reset, emulator_http, "GET", "stats")["api_usage"]["used"] == 1 + 4
