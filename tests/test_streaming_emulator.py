@@ -1,5 +1,8 @@
 """End to end: REST writes to the real emulator over HTTPS, events through the daemon's streaming client.
 
+Uses the session's `emulator` fixture (tests/conftest.py), reset before each test; the restart test runs its
+own emulator since it stops the server.
+
 Shapes are those of salesforce-notes.md 5.5; faults go through the control API as a test of the daemon would.
 """
 
@@ -90,12 +93,6 @@ class Org:
 
     def client(self, **kw: Any) -> StreamClient:
         return StreamClient(self.get_token, api_version=API, ca_file=self.ca, **kw)
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[Emulator]:
-    with Emulator(port=0, seed="demo") as emu:
-        yield emu
 
 
 @pytest.fixture
@@ -283,14 +280,18 @@ def test_expired_replay_id_gets_the_exact_error(org: Org) -> None:
             return int((await take(client, 1))[0]["data"]["event"]["replayId"])
 
     stale = run(first)
-    org.control("clock", {"advance_seconds": 72 * 3600 + 60})  # beyond CDC retention
+    beyond_retention = 72 * 3600 + 60
 
     async def strict() -> None:
         async with org.client(replay_ids={LEADS: stale}) as client:
             await client.subscribe(LEADS)
 
-    with pytest.raises(ReplayIdExpired) as refused:
-        run(strict)
+    org.control("clock", {"advance_seconds": beyond_retention})
+    try:
+        with pytest.raises(ReplayIdExpired) as refused:
+            run(strict)
+    finally:  # the emulator is shared by the whole session: give its clock back
+        org.control("clock", {"advance_seconds": -beyond_retention})
     assert refused.value.error == (
         f"400::The replayId {{{stale}}} you provided was invalid.  Please provide a valid ID, -2 to replay all "
         "events, or -1 to replay only new events."
