@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "status",
         "Checkpoints, outbox depth, dead letters, last errors.",
     ),
+    "demo": ("sfconnector.commands.demo", "demo", "The whole loop on the embedded emulator, in one command."),
     "deadletters": ("sfconnector.commands.deadletters", "deadletters", "List, retry or drop dead letters."),
     "validate": (
         "sfconnector.commands.validate",

@@ -1,0 +1,391 @@
+"""`sfconnector demo`: the whole referral loop on the embedded emulator, printed as a story.
+
+Starts the emulator with its demo org, starts the daemon (`sfconnector run`) as a separate process on the
+example config, submits referral leads the way each channel does, waits until every one is routed, prints
+who got what and why, then stops both cleanly. Only this module and the `emulator` command import the
+emulator; the daemon never does.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import yaml
+
+from sfconnector.state import StateStore
+
+ROOT = Path(__file__).resolve().parents[1]
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Submission:
+    """One referral as a channel submits it."""
+
+    channel: str
+    how: str  # what happens in the real world
+    person: str  # who submits: "integration" (a gateway or form) or a rep's username
+    client: str | None  # Sforce-Call-Options client of the submitting system
+    lead: Mapping[str, Any]  # Lead fields, or Referral_Submitted__e fields for the SMS gateway
+    late_code: str | None = None  # a rep adds the code to an existing lead afterwards
+
+
+SUBMISSIONS = (
+    Submission(
+        "Web",
+        "web form on the referral landing page",
+        "integration",
+        "webform",
+        {
+            "FirstName": "Maya",
+            "LastName": "Patel",
+            "Company": "Northwind Traders",
+            "Email": "maya@northwind.example",
+            "LeadSource": "Web",
+            "Referral_Code__c": "GRACE-1001",
+            "Referral_Channel__c": "Web",
+        },
+    ),
+    Submission(
+        "Card",
+        "rep types the code from a printed referral card",
+        "bruno.keller@sfconnector.test",
+        None,
+        {
+            "FirstName": "Tom",
+            "LastName": "Okafor",
+            "Company": "Fabrikam",
+            "Email": "tom@fabrikam.example",
+            "Referral_Code__c": "ada 1003",
+            "Referral_Channel__c": "Card",
+        },
+    ),
+    Submission(
+        "Verbal",
+        "rep adds a referral number said on the phone to a lead",
+        "chitra.rao@sfconnector.test",
+        None,
+        {
+            "FirstName": "Lena",
+            "LastName": "Schmidt",
+            "Company": "Contoso GmbH",
+            "Email": "lena@contoso.example",
+            "Country": "Germany",
+        },
+        late_code="kj1004",
+    ),
+    Submission(
+        "Email",
+        "email gateway forwards a referral email",
+        "integration",
+        "emailgateway",
+        {
+            "FirstName": "Ravi",
+            "LastName": "Iyer",
+            "Company": "Tailspin Toys",
+            "Email": "ravi@tailspin.example",
+            "Referral_Code__c": "alan-1002",
+            "Referral_Channel__c": "Email",
+        },
+    ),
+    Submission(
+        "Social",
+        "prospect follows a partner's social share link",
+        "integration",
+        "webform",
+        {
+            "FirstName": "Noor",
+            "LastName": "Haddad",
+            "Company": "Wingtip",
+            "Email": "noor@wingtip.example",
+            "LeadSource": "Web",
+            "Referral_Code__c": "ALAN-1002",
+            "Referral_Channel__c": "Social",
+        },
+    ),
+    Submission(
+        "SMS",
+        "SMS gateway publishes Referral_Submitted__e",
+        "integration",
+        "smsgateway",
+        {
+            "First_Name__c": "Ines",
+            "Last_Name__c": "Duarte",
+            "Company__c": "Litware",
+            "Email__c": "ines@litware.example",
+            "Phone__c": "+351 555 0100",
+            "Referral_Code__c": "ewd 1005",
+            "Channel__c": "SMS",
+        },
+    ),
+    Submission(
+        "Web",
+        "web form with a code nobody has",
+        "integration",
+        "webform",
+        {
+            "FirstName": "Omar",
+            "LastName": "Farouk",
+            "Company": "Adventure Works",
+            "Email": "omar@adventure.example",
+            "LeadSource": "Web",
+            "Referral_Code__c": "ZZZ-9999",
+            "Referral_Channel__c": "Web",
+        },
+    ),
+    Submission(
+        "Email",
+        "an advocate refers herself",
+        "integration",
+        "emailgateway",
+        {
+            "FirstName": "Katherine",
+            "LastName": "Johnson",
+            "Company": "Self",
+            "Email": "katherine@advocates.example",
+            "Referral_Code__c": "KJ-1004",
+            "Referral_Channel__c": "Email",
+        },
+    ),
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _wait(check: Callable[[], T | None], timeout: float, what: str) -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise click.ClickException(f"timed out waiting for {what}")
+        time.sleep(0.1)  # polling interval
+
+
+def demo_config(example: Path, workdir: Path, base_url: str, tls_dir: Path) -> Path:
+    """The example config, pointed at the emulator, with every file made absolute."""
+    config = yaml.safe_load(example.read_text())
+    config["salesforce"]["login_url"] = base_url
+    config["salesforce"]["ca_bundle"] = str(tls_dir / "ca.pem")
+    config["salesforce"]["auth"]["private_key_file"] = str(tls_dir / "jwt-key.pem")
+    config["state"]["path"] = str(workdir / "state.db")
+    for section in ("mapping", "rules"):
+        ref = config.get(section)
+        if isinstance(ref, dict) and isinstance(ref.get("file"), str):
+            ref["file"] = str((example.parent / ref["file"]).resolve())
+    config.setdefault("health", {})["listen"] = f"127.0.0.1:{_free_port()}"
+    config.setdefault("logging", {})["format"] = "json"
+    path = workdir / "connector.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+class _Org:
+    """The demo's Salesforce users and systems, each with its own session."""
+
+    def __init__(self, base_url: str, ca: Path) -> None:
+        from simple_salesforce import Salesforce
+
+        from sfemulator.server import trusting_session
+
+        self.base_url = base_url
+        self.http = trusting_session(ca)
+        self._clients: dict[str, Any] = {}
+        self._salesforce = Salesforce
+
+    def client(self, username: str) -> Any:
+        if username not in self._clients:
+            response = self.http.post(
+                f"{self.base_url}/_emulator/sessions", json={"username": username}, timeout=10
+            )
+            response.raise_for_status()
+            self._clients[username] = self._salesforce(
+                instance_url=self.base_url, session_id=response.json()["access_token"], session=self.http
+            )
+        return self._clients[username]
+
+    def query(self, soql: str) -> list[dict[str, Any]]:
+        return list(self.client("integration@sfconnector.test").query_all(soql)["records"])
+
+
+def _submit(org: _Org, submission: Submission) -> str | None:
+    username = "integration@sfconnector.test" if submission.person == "integration" else submission.person
+    sf = org.client(username)
+    headers = {"Sforce-Call-Options": f"client={submission.client}"} if submission.client else {}
+    if submission.channel == "SMS":
+        sf.Referral_Submitted__e.create(dict(submission.lead), headers=headers)
+        return None
+    lead_id = str(sf.Lead.create(dict(submission.lead), headers=headers)["id"])
+    if submission.late_code:
+        sf.Lead.update(
+            lead_id, {"Referral_Code__c": submission.late_code, "Referral_Channel__c": submission.channel}
+        )
+    return lead_id
+
+
+def _names(org: _Org) -> dict[str, str]:
+    names = {r["Id"][:15]: r["Name"] for r in org.query("SELECT Id, Name FROM User")}
+    names.update(
+        {
+            r["Id"][:15]: f"queue {r['Name']}"
+            for r in org.query("SELECT Id, Name FROM Group WHERE Type = 'Queue'")
+        }
+    )
+    names.update({r["Id"][:15]: r["Name"] for r in org.query("SELECT Id, Name FROM Advocate__c")})
+    return names
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
+    out = [line, "  ".join("-" * w for w in widths)]
+    out += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    return "\n".join(out)
+
+
+def run_demo(example: Path, *, keep: bool = False, echo: Callable[[str], None] = click.echo) -> None:
+    from sfemulator.server import Emulator
+
+    started = time.monotonic()
+    workdir = Path(tempfile.mkdtemp(prefix="sfconnector-demo-"))
+    emulator = Emulator(host="127.0.0.1", port=0, tls_dir=workdir / "tls", seed="demo")
+    daemon: subprocess.Popen[bytes] | None = None
+    try:
+        emulator.start()
+        echo(f"1. Salesforce emulator with the demo org at {emulator.base_url}")
+        config = demo_config(example, workdir, emulator.base_url, Path(emulator.tls_dir))
+        health = "http://" + yaml.safe_load(config.read_text())["health"]["listen"] + "/healthz"
+        log_path = workdir / "daemon.log"
+        with log_path.open("wb") as log:
+            daemon = subprocess.Popen(
+                [sys.executable, "-m", "sfconnector", "run", "--config", str(config)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+        import requests
+
+        def healthy() -> bool:
+            assert daemon is not None
+            if daemon.poll() is not None:
+                raise click.ClickException(f"the daemon exited: see {log_path}")
+            try:
+                return requests.get(health, timeout=1).status_code == 200
+            except requests.RequestException:
+                return False
+
+        _wait(healthy, 30, "the daemon to subscribe")
+        echo(f"2. sfconnector run: subscribed (config {config}, log {log_path})")
+        org = _Org(emulator.base_url, Path(emulator.ca_path))
+        echo("3. Referrals arrive:")
+        submitted: list[tuple[Submission, str | None]] = []
+        for s in SUBMISSIONS:
+            submitted.append((s, _submit(org, s)))
+            code = s.late_code or s.lead.get("Referral_Code__c")
+            echo(f"   - {s.channel:<6} {s.how} (code typed: {code!r})")
+
+        def lead_ids() -> list[str] | None:
+            ids = []
+            for s, lead_id in submitted:
+                if lead_id is None:
+                    rows = org.query(f"SELECT Id FROM Lead WHERE Email = '{s.lead['Email__c']}'")
+                    if not rows:
+                        return None
+                    lead_id = rows[0]["Id"]
+                ids.append(str(lead_id))
+            return ids
+
+        ids = _wait(lead_ids, 30, "the SMS referral's lead")
+        quoted = ",".join(f"'{i}'" for i in ids)
+        _wait(
+            lambda: len(org.query(f"SELECT Id FROM Referral__c WHERE Lead__c IN ({quoted})")) == len(ids),
+            30,
+            "every referral to be routed",
+        )
+        routed_at = time.monotonic()
+        daemon.send_signal(signal.SIGTERM)
+        code = daemon.wait(timeout=60)
+        echo(f"4. sfconnector stopped cleanly on SIGTERM (exit {code})")
+        _report(org, submitted, ids, config, echo)
+        echo(
+            f"\nDone in {routed_at - started:.1f}s to route every referral ({time.monotonic() - started:.1f}s in all)."
+        )
+    finally:
+        if daemon is not None and daemon.poll() is None:
+            daemon.kill()
+        emulator.stop()
+        if not keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            echo(f"(kept {workdir})")
+
+
+def _report(
+    org: _Org,
+    submitted: list[tuple[Submission, str | None]],
+    ids: list[str],
+    config: Path,
+    echo: Callable[[str], None],
+) -> None:
+    names = _names(org)
+    state_path = Path(yaml.safe_load(config.read_text())["state"]["path"])
+    with StateStore.open(state_path) as state:
+        log = {row.lead_id[:15]: row for row in state.routing_log(limit=1000) if row.lead_id}
+    leads = {r["Id"][:15]: r for r in org.query("SELECT Id, Name, OwnerId, Advocate__c FROM Lead")}
+    referrals = {
+        str(r["Lead__c"])[:15]: r
+        for r in org.query(
+            "SELECT Lead__c, Status__c, Routing_Rule__c, Routing_Reason__c, Advocate__c FROM Referral__c"
+        )
+    }
+
+    def name(record_id: str | None) -> str:
+        return names.get((record_id or "")[:15], record_id or "-")
+
+    rows, reasons = [], []
+    for (s, _), lead_id in zip(submitted, ids, strict=True):
+        lead, referral, row = leads[lead_id[:15]], referrals[lead_id[:15]], log.get(lead_id[:15])
+        standard = name(row.standard_owner_id) if row and row.standard_owner_id else "(none: created routed)"
+        rows.append(
+            [
+                s.channel,
+                str(lead["Name"]),
+                standard,
+                name(lead["OwnerId"]),
+                name(referral["Advocate__c"]),
+                str(referral["Status__c"]),
+                str(referral["Routing_Rule__c"]),
+            ]
+        )
+        reasons.append(f"   {lead['Name']}: {referral['Routing_Reason__c']}")
+    echo("\nWho got each referral lead (as Salesforce shows it now):\n")
+    echo(_table(["channel", "lead", "standard owner", "routed owner", "advocate", "referral", "rule"], rows))
+    echo("\nWhy:")
+    for line in reasons:
+        echo(line)
+    tasks = org.query("SELECT Subject, OwnerId FROM Task")
+    echo(f"\nTasks for reps ({len(tasks)}):")
+    for t in tasks:
+        echo(f"   {name(t['OwnerId'])}: {t['Subject']}")
+    emails = org.http.get(f"{org.base_url}/_emulator/emails", timeout=10).json()
+    echo(f"\nEmails to advocates ({len(emails)}):")
+    for e in emails:
+        echo(f"   to {e['emailAddresses']}: {e['emailSubject']}")
