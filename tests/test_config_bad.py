@@ -15,7 +15,11 @@ from sfconnector.cli import main
 BAD = Path(__file__).parent / "bad_configs"
 CASES = sorted(p.name for p in BAD.glob("*.yaml"))
 # Variables the bad configs rely on being absent.
-UNSET = {"SFCONNECTOR_TEST_UNSET_SECRET": None, "CREDENTIALS_DIRECTORY": None}
+UNSET = {
+    "SFCONNECTOR_TEST_UNSET_SECRET": None,
+    "SFCONNECTOR_TEST_UNSET_LOGIN_URL": None,
+    "CREDENTIALS_DIRECTORY": None,
+}
 
 
 def expected_lines(name: str) -> list[str]:

@@ -561,15 +561,26 @@ CONDITION = Ref("condition", lambda: _CONDITION)
 _RULE_NAME = r"[A-Za-z0-9][A-Za-z0-9 _.\-]{0,79}"
 
 
-def _check_rule_names(routing: LMap, ctx: Ctx) -> None:
+def _check_rules(routing: LMap, ctx: Ctx) -> None:
+    """Rule names are unique (they are recorded on every decision), and every rule can be reached."""
     rules = routing.get("rules")
     if not isinstance(rules, LList):
         return
     seen: dict[str, Loc] = {}
+    catch_all: LMap | None = None
     for rule in rules:
         if not isinstance(rule, LMap) or not isinstance(rule.get("name"), str):
             continue
         name, loc = rule["name"], rule.loc_of("name")
+        if catch_all is not None:
+            ctx.add(
+                loc,
+                f"routing rule '{name}' is never reached: '{catch_all['name']}' above it has no when: "
+                "and takes every referral",
+                f"move '{name}' above line {catch_all.loc.line}, or give '{catch_all['name']}' a condition",
+            )
+        elif rule.get("when") is None:
+            catch_all = rule
         if name.casefold() in seen:
             first = seen[name.casefold()]
             ctx.add(
@@ -628,7 +639,7 @@ ROUTING = Obj(
     },
     "lead routing",
     name="routing",
-    check_whole=_check_rule_names,
+    check_whole=_check_rules,
 )
 
 # ------------------------------------------------------------------------------------------------ attribution
