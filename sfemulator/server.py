@@ -256,6 +256,16 @@ class Emulator:
             raise RuntimeError(f"the emulator failed to start: {self._error}") from self._error
         return self
 
+    def restart(self, timeout: float = 30.0) -> None:
+        """Stop serving and serve the same org again on the same port (a deploy, or a crash and restart)."""
+        self.stop()
+        self._ready.clear()
+        self._error = None
+        self._thread = threading.Thread(target=self._run, name="sfemulator", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout) or self._error is not None:
+            raise RuntimeError(f"the emulator did not restart: {self._error}")
+
     def _run(self) -> None:
         loop = asyncio.new_event_loop()
         self._loop = loop

@@ -13,7 +13,7 @@ from conftest import control
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceGeneralError
 
-from sfemulator.server import Emulator, _is_loopback
+from sfemulator.server import Emulator, _is_loopback, trusting_session
 from sfemulator.store import Commit
 
 
@@ -296,3 +296,19 @@ def test_task_can_relate_to_an_advocate(sf: Salesforce) -> None:
     )
     row = sf.Task.get(task["id"])
     assert row["WhatId"] == advocate["Id"] and row["Status"] == "Not Started" and row["IsClosed"] is False
+
+
+def test_restart_serves_the_same_org_on_the_same_port(tmp_path: Path) -> None:
+    with Emulator(port=0, tls_dir=tmp_path, seed="empty") as emu:
+        http = trusting_session(emu.ca_path)
+        token = control(emu, http, "POST", "sessions", {})["access_token"]
+        sf = Salesforce(instance_url=emu.base_url, session_id=token, session=http)
+        sf.Account.create({"Name": "Survivor"})
+        url = emu.base_url
+        http.close()
+        emu.restart()
+        assert emu.base_url == url
+        http = trusting_session(emu.ca_path)
+        sf = Salesforce(instance_url=emu.base_url, session_id=token, session=http)
+        assert sf.query("SELECT Name FROM Account")["records"][0]["Name"] == "Survivor"
+        http.close()
