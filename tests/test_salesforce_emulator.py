@@ -266,3 +266,24 @@ def test_async_get_token_shares_the_providers_token(org: Any) -> None:
     assert len(set(results)) == 1 and results[0][1] == org.base_url
     assert tokens.grants_issued == 1
     assert tokens.token().access_token == results[0][0]
+
+
+def test_long_queries_travel_in_a_composite_body(client: SalesforceClient) -> None:
+    """A SOQL statement too long for a request line still runs (through Composite), pages included."""
+    created = client.collection_create(
+        [{"attributes": {"type": "Lead"}, "LastName": f"Long{i}", "Company": "Long"} for i in range(300)]
+    )
+    ids = [r.id for r in created if r.id]
+    in_list = ",".join(f"'{i}'" for i in ids)
+    soql = f"SELECT Id FROM Lead WHERE Id IN ({in_list}) AND Company = 'Long'"
+    assert len(soql) > 6000
+    rows = client.query(soql)
+    assert sorted(r["Id"] for r in rows) == sorted(ids)
+
+
+def test_oversized_soql_is_refused_before_sending(client: SalesforceClient) -> None:
+    """Beyond Salesforce's 100,000 characters the client refuses with a clear InvalidRequest."""
+    calls = client.api_calls
+    with pytest.raises(InvalidRequest, match="100000"):
+        client.query("SELECT Id FROM Lead WHERE Name = '" + "x" * 100_000 + "'")
+    assert client.api_calls == calls

@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, quote_plus
 
 import requests
 import structlog
@@ -42,13 +42,15 @@ from ._types import (
     Token,
 )
 from .auth import TokenProvider
-from .errors import error_from_response, error_from_transport, parse_error_items
+from .errors import error_from_body, error_from_response, error_from_transport, parse_error_items
 from .limits import parse_limit_info
 
 _log = structlog.get_logger("sfconnector.salesforce.client")
 
 COLLECTION_CHUNK = 200  # sObject Collections accept at most 200 records per call
 COMPOSITE_MAX = 25  # Composite accepts at most 25 subrequests
+MAX_SOQL_CHARS = 100_000  # Salesforce's limit on one SOQL statement
+LONG_QUERY_URL_CHARS = 6_000  # URL-encoded SOQL longer than this goes in a Composite body instead of the URI
 
 
 class SalesforceClient:
@@ -111,8 +113,20 @@ class SalesforceClient:
         return self._read_retry.call(self._query_pages, "queryAll/", soql, batch_size)
 
     def _query_pages(self, endpoint: str, soql: str, batch_size: int | None) -> list[dict[str, Any]]:
+        if len(soql) > MAX_SOQL_CHARS:
+            raise InvalidRequest(
+                f"SOQL statement of {len(soql)} characters; Salesforce accepts {MAX_SOQL_CHARS}"
+            )
         headers = {"Sforce-Query-Options": f"batchSize={batch_size}"} if batch_size else None
-        page = self._json(self._send("GET", endpoint, params={"q": soql}, headers=headers))
+        encoded = quote_plus(soql)
+        if len(encoded) > LONG_QUERY_URL_CHARS:
+            # Too long for a request line (Salesforce: 16 KB of URI and headers): a Composite body carries it.
+            (answer,) = self.composite([CompositeSubrequest("GET", f"{endpoint}?q={encoded}", "longQuery")])
+            if not answer.ok:
+                raise error_from_body(answer.status, answer.body)
+            page = answer.body if isinstance(answer.body, dict) else {}
+        else:
+            page = self._json(self._send("GET", endpoint, params={"q": soql}, headers=headers))
         records: list[dict[str, Any]] = list(page.get("records", []))
         while not page.get("done", True) and page.get("nextRecordsUrl"):
             page = self._json(self._send("GET", str(page["nextRecordsUrl"]), headers=headers))
