@@ -448,3 +448,12 @@ def test_a_replaying_subscribe_wakes_the_held_connect(served: Served) -> None:
     held.join(5)
     assert time.monotonic() - started < 1
     assert [m["channel"] for m in results["held"]] == ["/meta/connect", "/data/LeadChangeEvent"]
+
+
+def test_a_client_that_stops_reconnecting_is_forgotten() -> None:
+    with serve(FakeOrg(), timeout_ms=2000, client_expiry_s=0.2) as s:
+        client_id = handshake(s)
+        connect(s, client_id)
+        # any request sweeps; the idle client goes once it has been silent longer than the expiry
+        wait_until(lambda: bool(handshake(s)) and client_id not in s.hub.server._clients)
+        assert connect(s, client_id, msg_id="2")[0]["error"] == "403::Unknown client"

@@ -412,3 +412,34 @@ def test_server_restart_on_the_same_port_and_state_loses_no_event(tmp_path: Any)
                 return [m["data"]["payload"]["Name"]["LastName"] for m in got]
 
         assert run(scenario, timeout=40) == ["BeforeRestart", "AfterRestart"]
+
+
+@pytest.mark.parametrize(
+    ("channel", "exists"),
+    [
+        ("/data/ChangeEvents", True),
+        ("/data/LeadChangeEvent", True),
+        ("/data/Advocate__ChangeEvent", True),
+        ("/data/Advocate__cChangeEvent", False),
+        ("/data/NoSuchObject__ChangeEvent", False),
+        ("/event/Referral_Submitted__e", True),
+        ("/event/Nope__e", False),
+        ("/topic/NoSuchTopic", False),
+    ],
+)
+def test_which_channels_exist(org: Org, channel: str, exists: bool) -> None:
+    headers = {"Authorization": f"OAuth {org.token()}"}
+    url = f"{org.url}/cometd/{API}"
+    [hs] = requests.post(
+        url, json=[{"channel": "/meta/handshake", "id": "0"}], headers=headers, verify=org.ca, timeout=10
+    ).json()
+    [reply] = requests.post(
+        url,
+        json=[{"channel": "/meta/subscribe", "clientId": hs["clientId"], "subscription": channel, "id": "1"}],
+        headers=headers,
+        verify=org.ca,
+        timeout=10,
+    ).json()
+    assert reply["successful"] is exists
+    if not exists:
+        assert reply["error"] == f"400::The channel you requested to subscribe to doesn't exist {{{channel}}}"

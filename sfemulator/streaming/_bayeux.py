@@ -414,7 +414,7 @@ class BayeuxServer:
     def _sweep_expired(self) -> None:
         """Forget clients that stopped reconnecting (Salesforce: within 40 s of a reply)."""
         now = time.monotonic()
-        if now - self._last_sweep < 1.0:
+        if now - self._last_sweep < min(1.0, self.settings.client_expiry_s / 2):
             return
         self._last_sweep = now
         limit = self.settings.client_expiry_s
