@@ -300,3 +300,27 @@ def test_batch_can_settle_a_dead_letter_in_the_same_transaction(store: StateStor
     store.commit_batch(DecidedBatch(outbox=[owner_update("00Q9")], resolves_dead_letters=[letter]))
     assert store.dead_letters() == []
     assert [e.key for e in store.pending_outbox(10, T0 + timedelta(days=1))] == ["lead-owner:00Q9"]
+
+
+def test_prune_forgets_old_history_but_keeps_email_keys_and_open_work(store: StateStore) -> None:
+    """Old processed keys, routing rows and finished writes go; emails and unfinished entries stay."""
+    email = OutboxEntry("email:lead:1:received", "email", "", {"emailAddresses": "a@b.c"})
+    store.commit_batch(
+        batch(
+            "c",
+            1,
+            owner_update("00Q1"),
+            referral("00Q1"),
+            email,
+            routing_log=[
+                RoutingLogRow("00Q1", None, None, None, None, "x", datetime(2026, 1, 1, tzinfo=UTC))
+            ],
+        )
+    )
+    store.mark_done(["lead-owner:00Q1", email.key], {})
+    removed = store.prune(datetime.now(UTC) + timedelta(seconds=1))
+    assert removed == {"processed_events": 1, "routing_log": 1, "outbox": 1}
+    assert store.outbox_entry("lead-owner:00Q1") is None
+    assert store.outbox_entry(email.key) is not None  # a replay still cannot mail twice
+    assert store.outbox_entry("referral:00Q1") is not None  # still pending
+    assert store.checkpoint("c") == 1

@@ -341,6 +341,25 @@ class StateStore:
             if cursor.rowcount == 0:
                 raise StateError(f"no dead letter with id {id}")
 
+    def prune(self, before: datetime) -> dict[str, int]:
+        """Forget history older than ``before``: processed event keys, routing log rows and finished outbox
+        entries. Email entries are kept: their key is what stops a replay or a reconcile sweep from mailing an
+        advocate twice, and email cannot be made idempotent on the Salesforce side. Choose ``before`` well
+        beyond the event retention (72 h) and any reconcile window. Returns rows deleted per table."""
+        cutoff = _ts(before)
+        with self._tx() as db:
+            counts = {
+                "processed_events": db.execute(
+                    "DELETE FROM processed_events WHERE processed_at < ?", [cutoff]
+                ).rowcount,
+                "routing_log": db.execute("DELETE FROM routing_log WHERE decided_at < ?", [cutoff]).rowcount,
+                "outbox": db.execute(
+                    "DELETE FROM outbox WHERE status IN ('done', 'skipped') AND op != 'email' AND updated_at < ?",
+                    [cutoff],
+                ).rowcount,
+            }
+        return counts
+
     # -- routing log, errors, status --------------------------------------------------------------------
 
     def routing_log(self, lead_id: str | None = None, limit: int = 100) -> list[RoutingLogRow]:
