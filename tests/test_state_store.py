@@ -65,6 +65,7 @@ def test_open_creates_directories_wal_and_schema_version(tmp_path: Path) -> None
     path = tmp_path / "a" / "b" / "state.db"
     with StateStore.open(path) as s:
         assert s.schema_version == max(m.version for m in MIGRATIONS)
+    assert path.stat().st_mode & 0o077 == 0  # personal data: owner-only
     conn = sqlite3.connect(path)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     versions = [r[0] for r in conn.execute("SELECT version FROM schema_version ORDER BY version")]

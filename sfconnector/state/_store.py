@@ -79,6 +79,10 @@ class StateStore:
         path = Path(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+            if not path.exists():
+                # Outbox payloads carry people's names and email addresses: owner-only from the start
+                # (SQLite gives the -wal and -shm files the database file's permissions).
+                path.touch(mode=0o600)
             conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=10.0)
         except (OSError, sqlite3.Error) as exc:
             raise StateError(f"cannot open the state file {path}: {exc}") from exc
