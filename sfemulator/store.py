@@ -396,7 +396,14 @@ class Transaction:
             if not (fd.createable if creating else fd.updateable):
                 readonly.append(fd.name)
                 continue
-            out[fd.name] = coerce(fd, raw)
+            value = coerce(fd, raw)
+            if value is None and fd.type == "boolean":
+                value = False  # checkboxes are never null: a null write clears them
+            elif value is None and not fd.nillable and not creating:
+                raise DmlError(
+                    "REQUIRED_FIELD_MISSING", f"Required fields are missing: [{fd.name}]", [fd.name]
+                )
+            out[fd.name] = value
         if readonly:
             verb = "create" if creating else "update"
             raise DmlError(

@@ -320,3 +320,13 @@ def test_create_with_an_id_is_refused(api: dict[str, Any]) -> None:
     assert response.status_code == 400
     assert response.json()[0]["errorCode"] == "INVALID_FIELD_FOR_INSERT_UPDATE"
     assert response.json()[0]["message"] == "cannot specify Id in an insert call"
+
+
+def test_clearing_the_owner_is_refused_and_null_checkbox_is_false(api: dict[str, Any]) -> None:
+    url = f"{api['base']}{V}/sobjects/Lead/{api['ids']['lead']}"
+    headers = {**api["headers"], "Sforce-Auto-Assign": "FALSE"}
+    response = api["http"].patch(url, json={"OwnerId": None}, headers=headers)
+    assert response.status_code == 400
+    assert response.json()[0]["errorCode"] == "REQUIRED_FIELD_MISSING"
+    assert api["http"].patch(url, json={"HasOptedOutOfEmail": None}, headers=headers).status_code == 204
+    assert api["http"].get(url, headers=headers).json()["HasOptedOutOfEmail"] is False
