@@ -127,3 +127,23 @@ def test_assignment_rule_first_match_wins_and_skips_inactive_users() -> None:
     owners = [rule.choose_owner({"State": "wa"}, active.__contains__) for _ in range(4)]
     assert owners == ["u1", "u2", "u1", "u2"]
     assert rule.choose_owner({"State": "NY"}, active.__contains__) == "q1"
+
+
+def test_upsert_on_a_non_unique_external_id_with_two_matches_is_ambiguous() -> None:
+    from dataclasses import replace
+
+    from sfemulator.schema import Schema
+
+    base = build_schema()
+    contact = base.objects["Contact"]
+    email = replace(contact.fields["Email"], external_id=True)
+    objects = dict(base.objects)
+    objects["Contact"] = replace(contact, fields={**contact.fields, "Email": email})
+    org = Org(schema=Schema(list(objects.values())))
+    load_seed(org, resolve_seed("empty"))
+    with org.transaction(ctx(org)) as tx:
+        first = tx.insert("Contact", {"LastName": "A", "Email": "same@x.example"})
+        tx.insert("Contact", {"LastName": "B", "Email": "SAME@x.example"})
+    with pytest.raises(DmlError) as err, org.transaction(ctx(org)) as tx:
+        tx.upsert("Contact", "Email", "same@x.example", {"LastName": "C"})
+    assert err.value.http_status == 300 and first in err.value.fields and len(err.value.fields) == 2
