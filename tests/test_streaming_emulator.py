@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 import requests
 
+from sfconnector.salesforce import AuthSettings, SalesforceSettings, TokenProvider
 from sfconnector.stream import ReplayIdExpired, StreamClient
-from sfemulator.server import Emulator
+from sfemulator.server import Emulator, trusting_session
 
 LEADS = "/data/LeadChangeEvent"
 ALL = "/data/ChangeEvents"
@@ -32,30 +33,25 @@ class Org:
         self.emulator = emulator
         self.url = emulator.base_url
         self.ca = str(emulator.ca_path)
+        settings = SalesforceSettings(
+            login_url=self.url,
+            auth=AuthSettings(
+                method="client_credentials", client_id="sfconnector-demo", client_secret="demo-secret"
+            ),
+            ca_bundle=self.ca,
+            api_version=API,
+        )
+        # The daemon's own token provider; the session must not let REQUESTS_CA_BUNDLE override the CA.
+        self.tokens = TokenProvider(settings, session=trusting_session(self.ca))
         self.refreshes = 0
-        self._token: str | None = None
 
     def token(self, force_refresh: bool = False) -> str:
-        """A client-credentials token (explicit `verify`: a session-level one loses to REQUESTS_CA_BUNDLE)."""
-        if self._token is None or force_refresh:
-            response = requests.post(
-                f"{self.url}/services/oauth2/token",
-                data={
-                    "grant_type": "client_credentials",
-                    "client_id": "sfconnector-demo",
-                    "client_secret": "demo-secret",
-                },
-                verify=self.ca,
-                timeout=10,
-            )
-            response.raise_for_status()
-            self._token = str(response.json()["access_token"])
-        return self._token
+        return self.tokens.token(force_refresh).access_token
 
     async def get_token(self, force_refresh: bool) -> tuple[str, str]:
         if force_refresh:
             self.refreshes += 1
-        return await asyncio.to_thread(self.token, force_refresh), self.url
+        return await self.tokens.get_token(force_refresh)
 
     def control(self, path: str, body: Any = None) -> Any:
         response = requests.post(f"{self.url}/_emulator/{path}", json=body or {}, verify=self.ca, timeout=10)
