@@ -23,6 +23,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "status",
         "Checkpoints, outbox depth, dead letters, last errors.",
     ),
+    "explain": (
+        "sfconnector.commands.explain",
+        "explain",
+        "Dry-run the rules on an event file or a lead id.",
+    ),
     "demo": ("sfconnector.commands.demo", "demo", "The whole loop on the embedded emulator, in one command."),
     "deadletters": ("sfconnector.commands.deadletters", "deadletters", "List, retry or drop dead letters."),
     "validate": (

@@ -193,7 +193,7 @@ def test_reason_says_why_in_one_line() -> None:
     )
     inactive = decide(lead(), advocate(owner=ERIN), owner_active=False)
     assert inactive.reason == (
-        f"any referral; but the owner {ERIN} of advocate Grace Hopper (a00000000000001AAA) is inactive "
+        f"any referral; but the owner {ERIN} of advocate Grace Hopper is inactive "
         "→ queue 'Referral Desk' (rule fallback:inactive_owner)"
     )
     unknown = decide(lead(referral_code="NOPE1"), None)

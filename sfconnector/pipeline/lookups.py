@@ -22,6 +22,7 @@ from sfconnector.rules.model import (
     PriorReferral,
     RoutingRules,
 )
+from sfconnector.rules.routing import fields_read
 from sfconnector.soql import IdList, chunked_in, is_record_id, soql
 
 
@@ -144,7 +145,7 @@ class OrgLookups:
             leads=leads,
             existing_leads=self._existing_leads(email_list, set(exclude_lead_ids) | set(leads)),
             existing_contacts=self._existing_contacts(email_list),
-            prior_referrals=self._prior_referrals(email_list),
+            prior_referrals=self._prior_referrals(email_list, set(exclude_lead_ids) | set(leads)),
             queues=queues,
             users=users,
             user_names=dict(self._user_names),
@@ -195,12 +196,7 @@ class OrgLookups:
         )
         if stale:
             adv = self._mapping.advocate
-            template = (
-                f"SELECT Id, {adv.name}, {adv.owner}, Owner.IsActive, Owner.Name, {adv.email}, "
-                f"{adv.referral_code}, {adv.program}, {adv.status}, {adv.preferred_reward}, "
-                f"{adv.successful_referrals}, {adv.email_opt_out} "
-                f"FROM {adv.object} WHERE Id IN {{values}}"
-            )
+            template = f"SELECT {', '.join(self._advocate_fields())} FROM {adv.object} WHERE Id IN {{values}}"
             fetched = {
                 str(row["Id"]): self._advocate(row) for row in self._query_in(template, stale, ids=True)
             }
@@ -212,6 +208,27 @@ class OrgLookups:
             if record is not None:
                 found[code] = record
         return found
+
+    def _advocate_fields(self) -> list[str]:
+        """What routing, attribution and notifications read of an advocate, plus what the rules name."""
+        adv = self._mapping.advocate
+        base = [
+            "Id",
+            adv.name,
+            adv.owner,
+            "Owner.IsActive",
+            "Owner.Name",
+            adv.email,
+            adv.referral_code,
+            adv.program,
+            adv.status,
+            adv.preferred_reward,
+            adv.successful_referrals,
+            adv.email_opt_out,
+        ]
+        _, from_rules = fields_read(self._rules)
+        seen = {f.lower() for f in base}
+        return base + sorted(f for f in from_rules if f.lower() not in seen)
 
     def _advocate(self, row: Mapping[str, Any]) -> AdvocateRecord:
         adv = self._mapping.advocate
@@ -231,6 +248,7 @@ class OrgLookups:
                 email=row.get(adv.email),
                 referral_code=row.get(adv.referral_code),
                 fields=fields,
+                owner_name=owner_name,
             ),
             owner_active=bool(owner.get("IsActive")) if owner and "IsActive" in owner else None,
             owner_name=owner_name,
@@ -298,17 +316,22 @@ class OrgLookups:
             )
         return {k: tuple(v) for k, v in out.items()}
 
-    def _prior_referrals(self, emails: Sequence[str]) -> dict[str, tuple[PriorReferral, ...]]:
+    def _prior_referrals(
+        self, emails: Sequence[str], exclude_leads: set[str]
+    ) -> dict[str, tuple[PriorReferral, ...]]:
         if not emails:
             return {}
         ref, lead = self._mapping.referral, self._mapping.lead
         relationship = ref.lead[:-3] + "__r" if ref.lead.endswith("__c") else ref.lead
         template = (
-            f"SELECT Id, {ref.advocate}, CreatedDate, {relationship}.{lead.email} FROM {ref.object} "
+            f"SELECT Id, {ref.advocate}, {ref.lead}, CreatedDate, {relationship}.{lead.email} FROM {ref.object} "
             f"WHERE {relationship}.{lead.email} IN {{values}}"
         )
         out: dict[str, list[PriorReferral]] = {}
+        excluded = {i[:15] for i in exclude_leads}
         for row in self._query_in(template, emails):
+            if str(row.get(ref.lead) or "")[:15] in excluded:
+                continue  # this very lead's referral (a replay), not an earlier one
             parent = row.get(relationship) if isinstance(row.get(relationship), Mapping) else {}
             email = str((parent or {}).get(lead.email) or "").lower()
             if row.get(ref.advocate):

@@ -63,7 +63,9 @@ def decide_attribution(
         code = f"referral code {lead.referral_code!r}" if lead.referral_code else "no referral code"
         return AttributionDecision("Rejected", False, f"no advocate has {code}")
     if not advocate.active:
-        return AttributionDecision("Rejected", False, f"advocate {advocate.advocate_id} is inactive")
+        return AttributionDecision(
+            "Rejected", False, f"advocate {advocate.name or advocate.advocate_id} is inactive"
+        )
     rejected = _self_referral(lead, advocate, policy)
     if rejected:
         return AttributionDecision("Rejected", False, rejected)
@@ -124,5 +126,5 @@ def decide_attribution(
 
     superseded = f"; supersedes the referral by advocate {recent[0].advocate_id}" if recent else ""
     return AttributionDecision(
-        "New Lead", True, f"new lead referred by advocate {advocate.advocate_id}{superseded}"
+        "New Lead", True, f"new lead referred by advocate {advocate.name or advocate.advocate_id}{superseded}"
     )

@@ -49,6 +49,7 @@ class AdvocateFacts:
     email: str | None = None
     referral_code: str | None = None
     fields: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+    owner_name: str | None = None  # for the human reason only
 
 
 @dataclass(frozen=True)

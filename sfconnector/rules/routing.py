@@ -46,11 +46,11 @@ def fields_read(rules: RoutingRules) -> tuple[frozenset[str], frozenset[str]]:
 
 
 def _advocate_label(advocate: AdvocateFacts) -> str:
-    return (
-        f"advocate {advocate.name} ({advocate.advocate_id})"
-        if advocate.name
-        else f"advocate {advocate.advocate_id}"
-    )
+    return f"advocate {advocate.name}" if advocate.name else f"advocate {advocate.advocate_id}"
+
+
+def _owner_label(advocate: AdvocateFacts) -> str:
+    return advocate.owner_name or str(advocate.owner_id)
 
 
 def _act(
@@ -72,7 +72,7 @@ def _act(
             if advocate.owner_id is None:
                 problem = f"{label} has no owner"
             else:
-                problem = f"the owner {advocate.owner_id} of {label} is inactive"
+                problem = f"the owner {_owner_label(advocate)} of {label} is inactive"
             fallback = rules.fallbacks.inactive_owner
             if fallback.kind == "owner_of_advocate":
                 fallback = RoutingAction("keep_standard")
@@ -88,7 +88,7 @@ def _act(
         return RoutingDecision(
             "owner_of_advocate",
             rule,
-            f"{why} → owner {advocate.owner_id} of {_advocate_label(advocate)} (rule {rule})",
+            f"{why} → owner {_owner_label(advocate)} of {_advocate_label(advocate)} (rule {rule})",
             owner_id=advocate.owner_id,
             trace=trace,
         )
