@@ -125,6 +125,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--leads", type=int, default=1000)
     parser.add_argument("--batch", type=int, default=200)
     parser.add_argument("--commit-batches", type=int, default=50)
+    parser.add_argument(
+        "--latency-ms", type=int, default=0, help="emulator latency per request (a WAN round trip)"
+    )
     args = parser.parse_args(argv)
     configure_logging("warning")
 
@@ -136,11 +139,15 @@ def main(argv: list[str] | None = None) -> int:
             f"in {elapsed:.2f}s ({per:.1f} ms/batch, {args.commit_batches * 100 / elapsed:,.0f} events/s)"
         )
 
-    with tempfile.TemporaryDirectory() as tls, Emulator(tls_dir=tls, seed="demo") as emu:
+    with (
+        tempfile.TemporaryDirectory() as tls,
+        Emulator(tls_dir=tls, seed="demo", latency_ms=args.latency_ms) as emu,
+    ):
         for composite in (True, False):
             elapsed, calls, done, used = bench_drain(emu, args.leads, args.batch, composite)
             print(
-                f"drain {args.leads} leads x 3 entries, batch {args.batch}, composite={composite!s:5s}: "
+                f"drain {args.leads} leads x 3 entries, batch {args.batch}, latency {args.latency_ms} ms, "
+                f"composite={composite!s:5s}: "
                 f"{done} written in {elapsed:.2f}s, {calls} API calls by the writer ({used} counted by the org "
                 f"incl. setup), {done / elapsed:,.0f} entries/s"
             )
