@@ -386,3 +386,16 @@ def test_invalidate_never_waits_for_a_login_in_progress(rsps: responses.Requests
         release.set()
         login.join(5)
     assert tp.token().access_token == "tok-slow"
+
+
+def test_untrusted_certificate_is_a_configuration_error_not_an_outage(rsps: responses.RequestsMock) -> None:
+    """A certificate that does not verify is not retried and points at the CA bundle setting."""
+    rsps.add(
+        responses.POST,
+        TOKEN_URL,
+        body=requests.exceptions.SSLError("[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed"),
+    )
+    with pytest.raises(SalesforceApiError, match="ca_bundle") as info:
+        TokenProvider(settings()).token()
+    assert not info.value.retryable
+    assert len(rsps.calls) == 1

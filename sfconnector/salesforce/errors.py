@@ -90,7 +90,18 @@ def error_from_response(response: requests.Response) -> SalesforceApiError:
     return error_from_body(response.status_code, body, response.text[:500] if body is None else "")
 
 
-def error_from_transport(exc: requests.RequestException, method: str, url: str) -> ServerUnavailable:
-    """A request that got no answer (connection refused or reset, timeout, TLS failure)."""
+def error_from_transport(exc: requests.RequestException, method: str, url: str) -> SalesforceApiError:
+    """A request that got no answer (connection refused or reset, timeout, TLS failure).
+
+    A certificate that does not verify is a configuration problem (wrong CA bundle, interception proxy),
+    not a passing outage: it is not retryable, and says where to look.
+    """
     path = url.split("?", 1)[0]
+    if isinstance(exc, requests.exceptions.SSLError) and "CERTIFICATE_VERIFY_FAILED" in str(exc):
+        return SalesforceApiError(
+            f"{method} {path}: the server's TLS certificate does not verify against the trusted CAs "
+            "(check salesforce.ca_bundle)",
+            error_code="CERTIFICATE_VERIFY_FAILED",
+            retryable=False,
+        )
     return ServerUnavailable(f"{method} {path}: {type(exc).__name__}: {exc}")
