@@ -58,7 +58,7 @@ def test_minimal_config_gets_the_documented_defaults(tmp_path: Path) -> None:
     assert config.salesforce.client_name == "sfconnector"
     assert config.stream.channels == ("/data/LeadChangeEvent", "/event/Referral_Submitted__e")
     assert config.stream.start == "latest"
-    assert config.writer.batch_size == 200
+    assert config.writer.batch_size == 600
     assert config.state.path == tmp_path / "state/sfconnector.db"
     assert config.mapping.advocate.referral_code == "Referral_Code__c"
     assert config.mapping.referral_code.case == "upper"

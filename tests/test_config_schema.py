@@ -111,7 +111,7 @@ def test_schema_rejects_what_the_loader_rejects() -> None:
     base = _load(ROOT / "connector.yaml.example")
     for broken in (
         {**base, "loging": {}},
-        {**base, "writer": {"batch_size": 500}},
+        {**base, "writer": {"batch_size": 6000}},
         {**base, "stream": {"start": "newest"}},
         {**base, "salesforce": {**base["salesforce"], "auth": {"method": "jwt", "client_secret": "s3cr3t"}}},
         {**base, "rules": {"routing": {"rules": [{"name": "r", "then": "owner_of_advocat"}]}}},

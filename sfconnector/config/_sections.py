@@ -286,9 +286,9 @@ STREAM = Obj(
 WRITER = Obj(
     {
         "batch_size": Int(
-            "records per sObject Collections call (Salesforce allows 200)",
+            "outbox entries per drain; their collection calls (200 records each) are packed into one composite request",
             minimum=1,
-            maximum=200,
+            maximum=5000,
             default=_writer.batch_size,
         ),
         "max_retries": Int(

@@ -73,7 +73,7 @@ class StreamConfig:
 
 @dataclass(frozen=True)
 class WriterConfig:
-    batch_size: int = 200
+    batch_size: int = 600
     max_retries: int = 8
     retry_initial_seconds: float = 0.5
     retry_max_seconds: float = 60.0
