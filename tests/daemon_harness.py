@@ -77,8 +77,8 @@ class DaemonProcess:
         self.process: subprocess.Popen[bytes] | None = None
         self.health_url = "http://" + yaml.safe_load(config_path.read_text())["health"]["listen"] + "/healthz"
 
-    def start(self, *, wait_ready: bool = True) -> DaemonProcess:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    def start(self, *, wait_ready: bool = True, env: dict[str, str] | None = None) -> DaemonProcess:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "sfconnector", "run", "--config", str(self.config_path)],

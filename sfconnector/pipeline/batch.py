@@ -53,6 +53,7 @@ class BatchProcessor:
         received: dict[str, int] = {}
         dead: list[NewDeadLetter] = []
         events: list[StreamEvent] = []
+        originals: dict[str, Mapping[str, Any]] = {}  # event key -> message, kept for dead letters
         keys: list[str] = []
         own = duplicates = 0
         gaps: list[RecordChange] = []
@@ -81,7 +82,8 @@ class BatchProcessor:
                     own += 1
                     continue
             events.append(event)
-        outcomes, more_dead = self._decide(events)
+            originals[event.key] = message
+        outcomes, more_dead = self._decide(events, originals)
         dead.extend(more_dead)
         outbox: list[OutboxEntry] = [entry for o in outcomes for entry in o.outbox]
         decided = DecidedBatch(
@@ -93,14 +95,16 @@ class BatchProcessor:
         )
         return ProcessedBatch(decided, tuple(outcomes), tuple(gaps), own, duplicates, received)
 
-    def _decide(self, events: Sequence[StreamEvent]) -> tuple[list[ReferralOutcome], list[NewDeadLetter]]:
+    def _decide(
+        self, events: Sequence[StreamEvent], originals: Mapping[str, Mapping[str, Any]]
+    ) -> tuple[list[ReferralOutcome], list[NewDeadLetter]]:
         dead: list[NewDeadLetter] = []
         candidates: list[ReferralCandidate] = []
         for event in events:
             try:
                 candidates.extend(referral_candidates([event], self._rules.mapping, self._own))
             except BadEvent as exc:
-                dead.append(_dead_event(event, str(exc)))
+                dead.append(_dead_event(event, str(exc), originals.get(event.key)))
         candidates = _with_reassignments(candidates, events, self._rules, self._own)
         if not candidates:
             return [], dead
@@ -175,7 +179,10 @@ def _replay_id(message: Mapping[str, Any]) -> int | None:
     return replay_id if isinstance(replay_id, int) else None
 
 
-def _dead_event(event: StreamEvent, reason: str) -> NewDeadLetter:
+def _dead_event(event: StreamEvent, reason: str, original: Mapping[str, Any] | None) -> NewDeadLetter:
+    """A dead letter that keeps the original message, so `deadletters retry` can decide it again."""
+    if original is not None:
+        return NewDeadLetter("event", event.channel, event.replay_id, dict(original), reason)
     payload: dict[str, Any] = (
         {"event_name": event.event_name, "payload": dict(event.payload)}
         if isinstance(event, PlatformEvent)
