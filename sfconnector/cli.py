@@ -35,6 +35,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "validate",
         "Check the config offline (exit 2 on problems).",
     ),
+    "reconcile": (
+        "sfconnector.commands.reconcile",
+        "reconcile",
+        "Sweep the org for referrals and rewards the stream missed; queue repairs.",
+    ),
     "schema": ("sfconnector.commands.schema", "schema", "Print the JSON Schema of the config."),
     "emulator": (
         "sfemulator.cli",

@@ -1,0 +1,49 @@
+"""Config -> a ready `Reconciler`, and how far back an automatic sweep looks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from sfconnector.config import Config
+from sfconnector.reconcile._sweep import ReconcileClient, Reconciler
+from sfconnector.state import StateStore
+from sfconnector.wiring import decision_rules, org_lookups
+
+# Checkpoints are written when a batch commits, not when its events were created: look a little further back.
+OUTAGE_MARGIN = timedelta(hours=1)
+
+
+def reconciler_for(config: Config, client: ReconcileClient, state: StateStore | None) -> Reconciler:
+    """A sweep with the daemon's rules and its own lookups (their cache is not shared across threads)."""
+    from sfconnector.salesforce import SalesforceClient
+
+    if not isinstance(client, SalesforceClient):
+        raise TypeError("reconciler_for needs the SalesforceClient the lookups read through")
+    return Reconciler(
+        client,
+        decision_rules(config),
+        org_lookups(config, client),
+        state,
+        integration_username=config.salesforce.auth.username,
+        rewards_enabled=config.rewards is not None,
+    )
+
+
+def sweep_since(
+    state: StateStore, channels: Iterable[str], now: datetime, lookback_s: float, *, after_outage: bool
+) -> datetime:
+    """Where an automatic sweep starts.
+
+    After an outage (an expired replay id) from the last time a checkpoint moved, less a margin, however
+    long ago that was: everything since may have been missed. Otherwise (period, gap, overflow), and when
+    nothing was ever checkpointed, `lookback_s` back from now.
+    """
+    default = now - timedelta(seconds=lookback_s)
+    if not after_outage:
+        return default
+    wanted = set(channels)
+    moments = [c.updated_at for c in state.status().channels if c.channel in wanted and c.updated_at]
+    if not moments:
+        return default
+    return min(min(moments) - OUTAGE_MARGIN, default)
