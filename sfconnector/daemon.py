@@ -16,15 +16,17 @@ import random
 import signal
 import time
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
 
 from sfconnector.config import Config
+from sfconnector.events import event_time_ms
 from sfconnector.health import HealthServer, HealthState
 from sfconnector.metrics import Metrics
 from sfconnector.pipeline.batch import BatchProcessor, ProcessedBatch
+from sfconnector.reconcile import reconciler_for, sweep_since
 from sfconnector.retry import backoff_seconds
 from sfconnector.salesforce import SalesforceClient, TokenProvider
 from sfconnector.state import StateStore
@@ -88,6 +90,13 @@ class Daemon:
         self._draining = asyncio.Event()
         self._ready_sent = False
         self.reconcile_requested: list[str] = []
+        # Channels started at "latest" that have no checkpoint yet: when we first saw them live (epoch ms).
+        # A resubscription must not use -1 again (events published during the gap would be lost): it uses -2
+        # and drops what happened before this moment.
+        self._live_since: dict[str, int] = {}
+        self._stream_client: StreamClient | None = None
+        self._reconcile_wakeup = asyncio.Event()
+        self._sweeping = False
         self._last_watchdog = 0.0
 
     # -- lifecycle ----------------------------------------------------------------------------------------
@@ -131,12 +140,14 @@ class Daemon:
             )
         try:
             async with health_cm:
+                # First, so it reads when the checkpoints last moved before the first batch moves them.
+                reconcile = asyncio.create_task(self._reconcile_loop(), name="reconcile")
                 stream = asyncio.create_task(self._stream_loop(), name="stream")
                 process = asyncio.create_task(self._process_loop(), name="process")
                 writer = asyncio.create_task(self._writer_loop(), name="writer")
                 stopper = asyncio.create_task(self._stopping.wait(), name="stop")
                 done, _ = await asyncio.wait(
-                    {stream, process, writer, stopper}, return_when=asyncio.FIRST_COMPLETED
+                    {stream, process, writer, stopper, reconcile}, return_when=asyncio.FIRST_COMPLETED
                 )
                 for task in done:
                     if task is not stopper and task.exception() is not None:
@@ -147,6 +158,7 @@ class Daemon:
                     await stream
                 await self._queue.put(_STOP)
                 await process
+                await self._stop_reconcile(reconcile)
                 self._draining.set()
                 self._outbox_wakeup.set()
                 try:
@@ -164,6 +176,10 @@ class Daemon:
         ids: dict[str, int] = {}
         for channel in self.config.stream.channels:
             checkpoint = self.state.checkpoint(channel)
+            if checkpoint is not None:
+                self._live_since.pop(channel, None)
+            elif channel in self._live_since:
+                checkpoint = ALL_EVENTS
             ids[channel] = fallback.get(channel, checkpoint if checkpoint is not None else start)
         return ids
 
@@ -185,9 +201,18 @@ class Daemon:
                         await client.subscribe(channel)
                     fallback.clear()
                     attempt = 0
+                    self._stream_client = client
+                    now_ms = int(time.time() * 1000)
+                    for channel, replay_id in replay_ids.items():
+                        if replay_id == NEW_EVENTS:
+                            self._live_since.setdefault(channel, now_ms)
+                        if channel in self._live_since:
+                            client.checkpoints.set(channel, ALL_EVENTS)
                     self._subscribed(replay_ids)
                     while True:
                         message = await client.receive()
+                        if self._before_start(message):
+                            continue
                         await self._queue.put(message)
                         self._pulse()
             except ReplayIdExpired as exc:
@@ -213,8 +238,17 @@ class Daemon:
                 attempt += 1
                 await self._backoff(attempt)
             finally:
+                self._stream_client = None
                 self.health.subscribed = False
                 self.metrics.stream_connected.set(0)
+
+    def _before_start(self, message: Mapping[str, Any]) -> bool:
+        """An event replayed by a -2 resubscription that happened before we first subscribed at latest."""
+        since = self._live_since.get(str(message.get("channel")))
+        if since is None:
+            return False
+        moment = event_time_ms(message)
+        return moment is not None and moment < since - 2000  # clock skew between us and Salesforce
 
     def _subscribed(self, replay_ids: Mapping[str, int]) -> None:
         self.health.subscribed = True
@@ -241,8 +275,56 @@ class Daemon:
 
     def _request_reconcile(self, why: str) -> None:
         self.reconcile_requested.append(why)
+        self._reconcile_wakeup.set()
         self.metrics.reconciliations.labels(trigger="stream").inc()
         log.warning("reconcile.requested", reason=why)
+
+    # -- reconciliation -----------------------------------------------------------------------------------
+
+    async def _reconcile_loop(self) -> None:
+        """One sweep at a time: on request (expired replay id, gap, overflow) and every `reconcile.period`."""
+        cfg = self.config.reconcile
+        since = sweep_since(self.state, self.config.stream.channels, datetime.now(UTC), cfg.lookback_seconds)
+        reconciler = reconciler_for(self.config, self.client, self.state)
+        failures = 0
+        while not self._stopping.is_set():
+            if not self.reconcile_requested:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._reconcile_wakeup.wait(), timeout=cfg.period_seconds or None)
+            self._reconcile_wakeup.clear()
+            reasons, self.reconcile_requested[:] = list(self.reconcile_requested), []
+            now = datetime.now(UTC)
+            # A scheduled sweep leaves the last minute to the stream, which is deciding those leads now.
+            until = None if reasons else now - timedelta(seconds=60)
+            self._sweeping = True
+            try:
+                summary = await asyncio.to_thread(
+                    reconciler.run, since, until=until, stopping=self._stopping.is_set
+                )
+            except Exception as exc:  # org down or limits: say so, keep the request, try again later
+                failures += 1
+                log.error("reconcile.failed", error=str(exc), reasons=reasons, attempt=failures)
+                self.health.last_error = f"reconciliation failed: {exc}"
+                self.reconcile_requested[:0] = reasons
+                await self._backoff(failures, initial=5.0)
+                continue
+            finally:
+                self._sweeping = False
+            failures = 0
+            if not reasons:
+                self.metrics.reconciliations.labels(trigger="period").inc()
+            log.info("reconcile.swept", reasons=reasons or ["period"], queued=summary.queued)
+            self._outbox_wakeup.set()
+            if not summary.stopped:  # the outage is covered: later sweeps look back the usual time
+                since = now - timedelta(seconds=cfg.lookback_seconds)
+
+    async def _stop_reconcile(self, task: asyncio.Task[None]) -> None:
+        """A sweep in progress stops at its next page or batch (its thread cannot be cancelled); an idle
+        loop is cancelled."""
+        if not self._sweeping:
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
     # -- decisions ----------------------------------------------------------------------------------------
 
@@ -293,6 +375,11 @@ class Daemon:
                 delay = backoff_seconds(attempt, initial=0.5, maximum=60.0, jitter=0.5, rand=random.random())
                 await asyncio.sleep(delay)
         self._account(processed)
+        client = self._stream_client
+        for channel, replay_id in processed.decided.checkpoints.items():
+            self._live_since.pop(channel, None)
+            if client is not None:
+                client.checkpoints.set(channel, replay_id)  # a re-handshake resumes after what is committed
         self._outbox_wakeup.set()
         self._pulse()
 

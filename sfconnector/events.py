@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 GAP_TYPES = frozenset({"GAP_CREATE", "GAP_UPDATE", "GAP_DELETE", "GAP_UNDELETE"})
@@ -75,6 +76,32 @@ class PlatformEvent:
 
 
 StreamEvent = RecordChange | PlatformEvent
+
+
+def event_time_ms(message: Mapping[str, Any]) -> int | None:
+    """When the event happened, in epoch ms (CDC commitTimestamp, platform event or PushTopic date)."""
+    data = message.get("data")
+    if not isinstance(data, Mapping):
+        return None
+    payload = data.get("payload")
+    if isinstance(payload, Mapping):
+        header = payload.get("ChangeEventHeader")
+        if isinstance(header, Mapping) and isinstance(header.get("commitTimestamp"), int):
+            stamp: int = header["commitTimestamp"]
+            return stamp
+        created = payload.get("CreatedDate")
+    else:
+        event = data.get("event")
+        created = event.get("createdDate") if isinstance(event, Mapping) else None
+    if isinstance(created, str):
+        try:
+            moment = datetime.fromisoformat(created.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return int(moment.timestamp() * 1000)
+    return None
 
 
 def client_of_origin(change_origin: str) -> str | None:

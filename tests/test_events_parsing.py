@@ -100,3 +100,20 @@ def test_platform_event_keeps_payload_and_uuid() -> None:
 def test_malformed_messages_are_rejected_with_a_reason(message: dict, reason: str) -> None:
     with pytest.raises(BadEvent, match=reason):
         parse_message(message)
+
+
+def test_event_time_is_read_from_each_kind_of_message() -> None:
+    from sfconnector.events import event_time_ms
+
+    assert event_time_ms(_lead_create()) == 1700000000000
+    platform = {
+        "channel": "/event/X__e",
+        "data": {"payload": {"CreatedDate": "2026-11-23T10:00:00.000Z"}, "event": {"replayId": 1}},
+    }
+    assert event_time_ms(platform) == 1795428000000
+    pushtopic = {
+        "channel": "/topic/T",
+        "data": {"event": {"createdDate": "2026-11-23T10:00:00.000Z", "replayId": 1}},
+    }
+    assert event_time_ms(pushtopic) == 1795428000000
+    assert event_time_ms({"channel": "/x", "data": {"payload": {}}}) is None

@@ -49,6 +49,10 @@ class CheckpointReplayStorage(ReplayMarkerStorage):
         # strings, PushTopic dates ISO strings: aiosfstream's string compare is not an order for them).
         self._ids[message["channel"]] = int(message["data"]["event"]["replayId"])
 
+    def set(self, channel: str, replay_id: int) -> None:
+        """Resubscribe `channel` from `replay_id` (a committed checkpoint, or -1/-2)."""
+        self._ids[channel] = replay_id
+
     def forget(self, channel: str) -> None:
         """Drop the stored id so the next subscribe uses the default (after a reconcile)."""
         self._ids.pop(channel, None)
