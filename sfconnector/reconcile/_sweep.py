@@ -55,7 +55,7 @@ PAGE_SIZE = 2000  # records per query page (Salesforce's largest)
 BATCH_SIZE = 200  # repairs decided together: one set of batched lookups, one SQLite transaction
 OPEN_OUTBOX = frozenset({"pending", "retrying"})
 
-# stage ("referrals", "leads", "repairs"), done, total (None: unknown)
+# stage ("referrals", "leads"), done, total (None: unknown); called per page and per repair batch
 ProgressCallback = Callable[[str, int, int | None], None]
 
 
@@ -112,6 +112,7 @@ class ReconcileSummary:
     api_calls: int = 0
     elapsed_s: float = 0.0
     notes: list[str] = field(default_factory=list)
+    stopped: bool = False
 
     def count(self, kind: FindingKind, repair: Repair | None = None) -> int:
         return sum(1 for f in self.findings if f.kind == kind and (repair is None or f.repair == repair))
@@ -166,6 +167,7 @@ class Reconciler:
         self._page_size, self._batch_size = page_size, batch_size
         self._clock = clock
         self._integration_ids: frozenset[str] | None = None
+        self._stopping: Callable[[], bool] = lambda: False
 
     # -- the sweep ---------------------------------------------------------------------------------------
 
@@ -176,14 +178,24 @@ class Reconciler:
         until: datetime | None = None,
         dry_run: bool = False,
         progress: ProgressCallback | None = None,
+        stopping: Callable[[], bool] = lambda: False,
     ) -> ReconcileSummary:
-        """Find and repair everything out of place for referral leads created since `since` (before `until`)."""
+        """Find and repair everything out of place for referral leads created since `since` (before `until`).
+
+        `stopping` is asked between pages and batches: a daemon shutting down ends the sweep early (what was
+        queued stays queued; the next sweep finds the rest).
+        """
         started, calls = time.monotonic(), self._client.api_calls
         summary = ReconcileSummary(since=since, dry_run=dry_run or self._state is None)
         report = progress or (lambda *_: None)
+        self._stopping = stopping
         log.info("reconcile.started", since=since.isoformat(), dry_run=summary.dry_run)
         referred = self._sweep_referrals(since, summary, report)
-        self._sweep_leads(since, until, referred, summary, report)
+        if not stopping():
+            self._sweep_leads(since, until, referred, summary, report)
+        if stopping():
+            summary.stopped = True
+            summary.notes.append("stopped early (shutdown): the next sweep finds the rest")
         if self._lifecycle is None and (summary.count("status_lag") or summary.count("reward_missing")):
             summary.notes.append(
                 "status lags and missing rewards are reported, not repaired: the lifecycle pipeline"
@@ -224,7 +236,7 @@ class Reconciler:
             rows = [{k: v for k, v in r.items() if k != "attributes"} for r in rows]
             if rows:
                 yield rows
-            if len(rows) < self._page_size:
+            if len(rows) < self._page_size or self._stopping():
                 return
             after = str(rows[-1]["Id"])
 
@@ -472,6 +484,7 @@ class Reconciler:
         report("leads", 0, total)
         for page in self._pages(", ".join(self._lead_fields()), lead.object, where, **params):
             for row in page:
+                done += 1
                 if id15(row["Id"]) in referred:
                     continue
                 candidate = self._candidate(row)
@@ -480,10 +493,13 @@ class Reconciler:
                 if len(pending) >= self._batch_size:
                     self._repair_missing(pending, summary)
                     pending = []
-            done += len(page)
+                    report("leads", done, total)  # a line per repair batch
+                    if self._stopping():
+                        summary.leads_scanned = done
+                        return
             summary.leads_scanned = done
             report("leads", done, total)
-        if pending:
+        if pending and not self._stopping():
             self._repair_missing(pending, summary)
 
     def _candidate(self, row: Mapping[str, Any]) -> ReferralCandidate | None:

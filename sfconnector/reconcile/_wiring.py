@@ -6,7 +6,8 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from sfconnector.config import Config
-from sfconnector.reconcile._sweep import ReconcileClient, Reconciler
+from sfconnector.reconcile._sweep import Reconciler
+from sfconnector.salesforce import SalesforceClient
 from sfconnector.state import StateStore
 from sfconnector.wiring import decision_rules, org_lookups
 
@@ -14,12 +15,8 @@ from sfconnector.wiring import decision_rules, org_lookups
 OUTAGE_MARGIN = timedelta(hours=1)
 
 
-def reconciler_for(config: Config, client: ReconcileClient, state: StateStore | None) -> Reconciler:
+def reconciler_for(config: Config, client: SalesforceClient, state: StateStore | None) -> Reconciler:
     """A sweep with the daemon's rules and its own lookups (their cache is not shared across threads)."""
-    from sfconnector.salesforce import SalesforceClient
-
-    if not isinstance(client, SalesforceClient):
-        raise TypeError("reconciler_for needs the SalesforceClient the lookups read through")
     return Reconciler(
         client,
         decision_rules(config),
@@ -30,18 +27,12 @@ def reconciler_for(config: Config, client: ReconcileClient, state: StateStore | 
     )
 
 
-def sweep_since(
-    state: StateStore, channels: Iterable[str], now: datetime, lookback_s: float, *, after_outage: bool
-) -> datetime:
-    """Where an automatic sweep starts.
-
-    After an outage (an expired replay id) from the last time a checkpoint moved, less a margin, however
-    long ago that was: everything since may have been missed. Otherwise (period, gap, overflow), and when
-    nothing was ever checkpointed, `lookback_s` back from now.
+def sweep_since(state: StateStore, channels: Iterable[str], now: datetime, lookback_s: float) -> datetime:
+    """Where an automatic sweep starts: `lookback_s` back from now, or further back, to the last time a
+    checkpoint moved (less a margin), when the daemon was down longer than that: everything since may have
+    been missed. Read it when the daemon starts, before the first batch moves a checkpoint again.
     """
     default = now - timedelta(seconds=lookback_s)
-    if not after_outage:
-        return default
     wanted = set(channels)
     moments = [c.updated_at for c in state.status().channels if c.channel in wanted and c.updated_at]
     if not moments:
