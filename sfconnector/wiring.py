@@ -6,8 +6,8 @@ from pathlib import Path
 
 from sfconnector.config import Config
 from sfconnector.errors import ConfigError, ConfigProblem
+from sfconnector.pipeline.lifecycle import PipelineLookups, PipelineRules
 from sfconnector.pipeline.lookups import OrgLookups
-from sfconnector.pipeline.referrals import DecisionRules
 from sfconnector.rules.notifications import NotificationTemplates, compile_notifications
 from sfconnector.salesforce import AuthSettings, SalesforceClient, SalesforceSettings, TokenProvider
 
@@ -59,12 +59,13 @@ def notification_templates(config: Config) -> NotificationTemplates:
     return compile_notifications(None, lambda *_: None)
 
 
-def decision_rules(config: Config) -> DecisionRules:
-    return DecisionRules(
+def decision_rules(config: Config) -> PipelineRules:
+    return PipelineRules(
         mapping=config.mapping,
         routing=config.routing,
         attribution=config.attribution,
         notifications=notification_templates(config),
+        rewards=config.rewards,
     )
 
 
@@ -75,4 +76,4 @@ def connect(config: Config) -> tuple[TokenProvider, SalesforceClient]:
 
 
 def org_lookups(config: Config, client: SalesforceClient) -> OrgLookups:
-    return OrgLookups(client, config.mapping, config.routing)
+    return PipelineLookups(client, config.mapping, config.routing)

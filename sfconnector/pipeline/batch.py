@@ -16,6 +16,8 @@ import structlog
 
 from sfconnector.events import BadEvent, PlatformEvent, RecordChange, StreamEvent, parse_message
 from sfconnector.pipeline.candidates import ReferralCandidate, referral_candidates
+from sfconnector.pipeline.lifecycle import LifecycleDecider, PipelineLookups, PipelineRules
+from sfconnector.pipeline.lifecycle_reads import LifecycleReader
 from sfconnector.pipeline.lookups import OrgLookups
 from sfconnector.pipeline.referrals import DecisionRules, ReferralOutcome, decide_referral
 from sfconnector.state import DecidedBatch, NewDeadLetter, OutboxEntry
@@ -47,6 +49,12 @@ class BatchProcessor:
     ) -> None:
         self._rules, self._lookups, self._own = rules, lookups, own_client
         self._seen, self._clock = already_processed, clock
+        # Conversions, outcomes, rewards, totals and their emails: on when wiring gives the reward rules and
+        # a client to read with (`wiring.decision_rules`/`org_lookups`); routing alone otherwise.
+        self._lifecycle: LifecycleDecider | None = None
+        if isinstance(rules, PipelineRules) and isinstance(lookups, PipelineLookups):
+            reader = LifecycleReader(lookups.querier, rules.mapping, rules.rewards)
+            self._lifecycle = LifecycleDecider(rules, rules.rewards, reader, own_client)
 
     def process(self, messages: Sequence[Mapping[str, Any]]) -> ProcessedBatch:
         checkpoints: dict[str, int] = {}
@@ -86,6 +94,10 @@ class BatchProcessor:
         outcomes, more_dead = self._decide(events, originals)
         dead.extend(more_dead)
         outbox: list[OutboxEntry] = [entry for o in outcomes for entry in o.outbox]
+        if self._lifecycle is not None:
+            lifecycle = self._lifecycle.decide(events, outcomes, self._clock())
+            outbox = [e for e in outbox if e.key not in lifecycle.drop_keys] + lifecycle.outbox
+            dead.extend(lifecycle.dead_letters)
         decided = DecidedBatch(
             checkpoints=checkpoints,
             outbox=outbox,

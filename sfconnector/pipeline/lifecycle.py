@@ -1,0 +1,780 @@
+"""After routing: conversions, wins, losses and disqualifications move Referral__c; wins earn rewards; advocate
+totals are recomputed; advocates hear about each step. One `LifecycleDecider.decide` per batch.
+
+What a batch writes (each an outbox entry with a deterministic key):
+- `referral-status:<referral key>:<status>:<event key>`: the Referral__c status and links, a conditional update
+  (`expect` the status the decision was made from), so a slower, older decision never overwrites a newer one;
+- `reward:<OpportunityId>:<rule>` upserts (and `...:clawback` adjustments, or a Status__c-only rejection);
+- `advocate-totals:<AdvocateId>:<digest>`: the three totals, recomputed from the records, never incremented;
+- `notify:<record key>:<status>` emails and `task:<referral key>:won` tasks for the owning rep.
+
+Decisions read Salesforce as it is now (batched SOQL, `LifecycleReader`) plus what this process decided in the
+last minutes and is still writing (the outbox drains asynchronously), so two batches in a row never decide
+from a stale status or total. A referral moves only by `next_referral_status`, so replays and reordered events
+decide nothing; a replay of the whole history with the local state lost finds every status and reward already
+in place and sends nothing twice (reward emails caused by a person's change are also logged as a Task on the
+advocate, which a replay finds).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+import structlog
+
+from sfconnector.events import StreamEvent
+from sfconnector.pipeline.lifecycle_events import LifecycleSignals, lifecycle_signals
+from sfconnector.pipeline.lifecycle_reads import (
+    AdvocateRow,
+    LifecycleReader,
+    ReferralRow,
+    RewardRow,
+    id15,
+)
+from sfconnector.pipeline.lookups import OrgLookups, Querier
+from sfconnector.pipeline.referrals import DecisionRules, ReferralOutcome
+from sfconnector.rules.lifecycle import (
+    WON,
+    EventKind,
+    ReferralEvent,
+    ReferralState,
+    StatusDecision,
+    next_referral_status,
+)
+from sfconnector.rules.notifications import (
+    AdvocateContact,
+    Notification,
+    ReferralView,
+    RewardView,
+    StatusChange,
+    decide_notification,
+    decide_rep_task,
+)
+from sfconnector.rules.rewards import (
+    APPROVED,
+    PAID,
+    AdvocateFacts,
+    ExistingReward,
+    OpportunityReversalFacts,
+    RewardDecision,
+    RewardRules,
+    WonOpportunityFacts,
+    decide_clawback,
+    decide_rewards,
+)
+from sfconnector.rules.totals import (
+    ReferralRecord,
+    RewardRecord,
+    recompute_totals,
+    successful_referrals_excluding,
+)
+from sfconnector.state import NewDeadLetter, OutboxEntry
+
+log = structlog.get_logger("sfconnector.lifecycle")
+
+MEMORY_SECONDS = (
+    900.0  # how long a decided write is overlaid on what Salesforce shows (the outbox drains in seconds)
+)
+
+
+@dataclass(frozen=True)
+class PipelineRules(DecisionRules):
+    """Routing's rules plus the reward rules (None: no rewards section, statuses and emails only)."""
+
+    rewards: RewardRules | None = None
+
+
+class PipelineLookups(OrgLookups):
+    """Routing's lookups, also lending their Salesforce client to the lifecycle's reader."""
+
+    @property
+    def querier(self) -> Querier:
+        return self._client
+
+
+@dataclass
+class LifecycleResult:
+    outbox: list[OutboxEntry] = field(default_factory=list)
+    dead_letters: list[NewDeadLetter] = field(default_factory=list)
+    drop_keys: set[str] = field(default_factory=set)  # routing writes a replay must not repeat
+    status_decisions: list[tuple[str, StatusDecision]] = field(default_factory=list)
+    rewards: list[RewardDecision] = field(default_factory=list)
+
+
+def _money(value: Decimal) -> float:
+    return float(value.quantize(Decimal("0.01")))
+
+
+def _digest(payload: object) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _newest(a: ReferralRow | None, b: ReferralRow) -> ReferralRow:
+    """Of two versions of one referral, the one changed last; Salesforce's id is kept."""
+    if a is None:
+        return b
+    when_a = a.last_modified or datetime.min.replace(tzinfo=UTC)
+    when_b = b.last_modified or datetime.min.replace(tzinfo=UTC)
+    newer = b if when_b >= when_a else a
+    return replace(newer, id=a.id or b.id)
+
+
+def _opportunity_event(opportunity: Mapping[str, Any]) -> EventKind:
+    if opportunity.get("IsWon") is True:
+        return "opportunity_won"
+    if opportunity.get("IsClosed") is True:
+        return "opportunity_lost"
+    return "opportunity_reopened"
+
+
+def _amount(value: Any) -> Decimal | None:
+    if value is None or isinstance(value, bool):
+        return None
+    return Decimal(str(value))
+
+
+def _close_date(value: Any) -> date | None:
+    try:
+        return date.fromisoformat(str(value)[:10]) if value else None
+    except ValueError:
+        return None
+
+
+def _existing(row: RewardRow) -> ExistingReward:
+    return ExistingReward(
+        external_key=row.key,
+        opportunity_id=row.opportunity_id or "",
+        advocate_id=row.advocate_id or "",
+        rule=row.rule or "",
+        amount=row.amount,
+        status=row.status,
+        type=row.type,
+        referral_id=row.referral_id,
+        payable_on=row.payable_on,
+    )
+
+
+class _Memory:
+    """What this process decided recently and may still be writing: overlaid on Salesforce's answers."""
+
+    def __init__(self, seconds: float, clock: Callable[[], float]) -> None:
+        self._seconds, self._clock = seconds, clock
+        self.referrals: dict[str, tuple[float, ReferralRow]] = {}
+        self.rewards: dict[str, tuple[float, RewardRow]] = {}
+        self.totals: dict[str, tuple[float, tuple[int, int, Decimal]]] = {}
+
+    def expire(self) -> None:
+        horizon = self._clock() - self._seconds
+        self.referrals = {k: v for k, v in self.referrals.items() if v[0] >= horizon}
+        self.rewards = {k: v for k, v in self.rewards.items() if v[0] >= horizon}
+        self.totals = {k: v for k, v in self.totals.items() if v[0] >= horizon}
+
+    def apply(
+        self,
+        referrals: Iterable[ReferralRow],
+        rewards: Iterable[RewardRow],
+        totals: Mapping[str, tuple[int, int, Decimal]],
+    ) -> None:
+        now = self._clock()
+        for referral in referrals:
+            if "@{" not in referral.key:  # a referral whose lead is still being created has no stable key yet
+                self.referrals[referral.key] = (now, referral)
+        for reward in rewards:
+            self.rewards[reward.key] = (now, reward)
+        for advocate_id, values in totals.items():
+            self.totals[advocate_id] = (now, values)
+
+
+class LifecycleDecider:
+    """Decides the lifecycle writes of a batch; reads through `LifecycleReader` only, writes nothing."""
+
+    def __init__(
+        self,
+        rules: DecisionRules,
+        rewards: RewardRules | None,
+        reader: LifecycleReader,
+        own_client: str,
+        *,
+        memory_seconds: float = MEMORY_SECONDS,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._rules, self._rewards, self._reader, self._own = rules, rewards, reader, own_client
+        self._memory = _Memory(memory_seconds, monotonic)
+
+    def decide(
+        self, events: Sequence[StreamEvent], outcomes: Sequence[ReferralOutcome], now: datetime
+    ) -> LifecycleResult:
+        signals = lifecycle_signals(events, self._rules.mapping, self._own)
+        if not signals and not any(o.advocate is not None for o in outcomes):
+            return LifecycleResult()
+        self._memory.expire()
+        batch = _Batch(self, signals, outcomes, now)
+        result = batch.run()
+        self._memory.apply(
+            batch.decided_referrals.values(), batch.decided_rewards.values(), batch.written_totals
+        )
+        return result
+
+
+class _Batch:
+    """The working set of one batch: rows read, overlaid, and changed by the decisions made so far."""
+
+    def __init__(
+        self,
+        decider: LifecycleDecider,
+        signals: LifecycleSignals,
+        outcomes: Sequence[ReferralOutcome],
+        now: datetime,
+    ) -> None:
+        self.d = decider
+        self.mapping = decider._rules.mapping
+        self.templates = decider._rules.notifications
+        self.reader = decider._reader
+        self.memory = decider._memory
+        self.signals, self.outcomes, self.now = signals, outcomes, now
+        self.result = LifecycleResult()
+        self.referrals: dict[str, ReferralRow] = {}  # by key: Salesforce overlaid with memory and this batch
+        self.rewards: dict[str, RewardRow] = {}
+        self.decided_referrals: dict[str, ReferralRow] = {}
+        self.decided_rewards: dict[str, RewardRow] = {}
+        self.written_totals: dict[str, tuple[int, int, Decimal]] = {}
+        self.touched: set[str] = set()  # advocate ids (15)
+        self.advocates: dict[str, AdvocateRow] = {}
+        self.event_keys_by_advocate: dict[str, set[str]] = {}
+        self.status_changes: list[tuple[ReferralRow, StatusDecision]] = []  # told once advocates are read
+
+    # -- working set ------------------------------------------------------------------------------------
+
+    def _put_referral(self, row: ReferralRow) -> None:
+        self.referrals[row.key] = _newest(self.referrals.get(row.key), row)
+
+    def _put_reward(self, row: RewardRow) -> None:
+        held = self.rewards.get(row.key)
+        if held is None or (row.last_modified or datetime.min.replace(tzinfo=UTC)) >= (
+            held.last_modified or datetime.min.replace(tzinfo=UTC)
+        ):
+            self.rewards[row.key] = replace(row, id=row.id or (held.id if held else None))
+
+    def _decided_referral(self, row: ReferralRow) -> None:
+        row = replace(row, last_modified=self.now)
+        self.referrals[row.key] = row
+        self.decided_referrals[row.key] = row
+
+    def _decided_reward(self, row: RewardRow) -> None:
+        row = replace(row, last_modified=self.now)
+        self.rewards[row.key] = row
+        self.decided_rewards[row.key] = row
+
+    def _touch(self, advocate_id: str | None, event_key: str) -> None:
+        if advocate_id:
+            self.touched.add(id15(advocate_id))
+            self.event_keys_by_advocate.setdefault(id15(advocate_id), set()).add(event_key)
+
+    def _by_lead(self, lead_id: str) -> ReferralRow | None:
+        return next((r for r in self.referrals.values() if id15(r.lead_id) == id15(lead_id)), None)
+
+    # -- the batch --------------------------------------------------------------------------------------
+
+    def run(self) -> LifecycleResult:
+        signals = self.signals
+        routed_leads = [o.candidate.lead_id for o in self.outcomes if o.candidate.lead_id]
+        lead_ids = [c.lead_id for c in signals.conversions] + [q.lead_id for q in signals.disqualified]
+        in_salesforce = self.reader.referrals_of([*lead_ids, *routed_leads], list(signals.opportunities))
+        existing_keys = {r.key for r in in_salesforce}
+        for _, row in self.memory.referrals.values():
+            self._put_referral(row)
+        for row in in_salesforce:
+            self._put_referral(row)
+        self._routed(existing_keys)
+        reward_rows = (
+            self.reader.rewards_by_id([r.reward_id for r in signals.rewards]) if signals.rewards else []
+        )
+        for reward in reward_rows:
+            self._touch(reward.advocate_id, "reward:" + (reward.id or ""))
+        for conversion in signals.conversions:
+            self._lead_event(
+                conversion.lead_id,
+                ReferralEvent("lead_converted", conversion.contact_id, conversion.opportunity_id),
+                conversion.event_key,
+            )
+        for disqualified in signals.disqualified:
+            self._lead_event(disqualified.lead_id, ReferralEvent("lead_disqualified"), disqualified.event_key)
+        linked = {
+            opp: [r for r in self.referrals.values() if id15(r.opportunity_id) == id15(opp)]
+            for opp in signals.opportunities
+        }
+        linked = {opp: rows for opp, rows in linked.items() if rows}
+        for opp, rows in linked.items():
+            for row in rows:
+                self._touch(row.advocate_id, signals.opportunities[opp].event_key)
+        opportunities = self.reader.opportunities(list(linked)) if linked else {}
+        if not self.touched:
+            return self.result
+        self.advocates = self.reader.advocates(sorted(self.touched))
+        for row in self.reader.referrals_of_advocates(sorted(self.touched)):
+            self._put_referral(row)
+        for _, reward in self.memory.rewards.values():
+            self._put_reward(reward)
+        for reward in self.reader.rewards_of(sorted(self.touched), list(linked)):
+            self._put_reward(reward)
+        for opp_id, rows in linked.items():
+            opportunity = opportunities.get(id15(opp_id))
+            if opportunity is None:
+                continue
+            change = signals.opportunities[opp_id]
+            for row in rows:
+                self._opportunity_event(row.key, opp_id, opportunity, change.event_key, change.changed_on)
+        for row, decision in self.status_changes:
+            advocate = self.advocates.get(id15(row.advocate_id))
+            if advocate is not None:
+                self._send_status(row, decision, advocate)
+        self._reward_changes(reward_rows)
+        self._totals()
+        return self.result
+
+    # -- routing replays --------------------------------------------------------------------------------
+
+    def _routed(self, existing_keys: set[str]) -> None:
+        """New referrals join the working set; a referral Salesforce already has is a replayed routing."""
+        ref = self.mapping.referral
+        for outcome in self.outcomes:
+            c = outcome.candidate
+            if c.lead_id and c.referral_key in existing_keys:
+                # Routing already landed (a replay with the local state lost): its referral may have moved on
+                # since, and its "received" email went out then.
+                self.result.drop_keys.update(
+                    e.key for e in outcome.outbox if e.op == "email" or e.key == f"referral:{c.referral_key}"
+                )
+                continue
+            upsert = next((e for e in outcome.outbox if e.sobject == ref.object), None)
+            if upsert is None:
+                continue
+            fields = upsert.fields
+            row = ReferralRow(
+                key=str(fields.get(ref.external_key)),
+                status=str(fields.get(ref.status) or ""),
+                advocate_id=fields.get(ref.advocate),
+                lead_id=c.lead_id,
+                contact_id=fields.get(ref.contact),
+                opportunity_id=fields.get(ref.opportunity),
+                channel=c.channel,
+                name=" ".join(
+                    str(c.fields.get(f) or "")
+                    for f in (self.mapping.lead.first_name, self.mapping.lead.last_name)
+                ).strip()
+                or None,
+                company=c.fields.get(self.mapping.lead.company),
+            )
+            self._decided_referral(row)
+            self._touch(row.advocate_id, c.source_key)
+
+    # -- referral status --------------------------------------------------------------------------------
+
+    def _lead_event(self, lead_id: str, event: ReferralEvent, event_key: str) -> None:
+        row = self._by_lead(lead_id)
+        if row is None:
+            return  # not a referral lead
+        self._apply(row, event, event_key)
+
+    def _apply(self, row: ReferralRow, event: ReferralEvent, event_key: str) -> StatusDecision | None:
+        decision = next_referral_status(ReferralState(row.status, row.contact_id, row.opportunity_id), event)
+        if decision is None:
+            return None
+        ref = self.mapping.referral
+        fields: dict[str, Any] = {ref.status: decision.status}
+        if decision.contact_id != row.contact_id:
+            fields[ref.contact] = decision.contact_id
+        if decision.opportunity_id != row.opportunity_id:
+            fields[ref.opportunity] = decision.opportunity_id
+        key = f"referral-status:{row.key}:{decision.status}:{event_key}"
+        if row.id:
+            entry = OutboxEntry(
+                key, "update", ref.object, fields, record_id=row.id, expect={ref.status: row.status}
+            )
+        else:  # decided by this process and still being written: the upsert lands first (outbox order)
+            entry = OutboxEntry(
+                key,
+                "upsert",
+                ref.object,
+                {ref.external_key: row.key, **fields},
+                external_id_field=ref.external_key,
+            )
+        self.result.outbox.append(entry)
+        self.result.status_decisions.append((row.key, decision))
+        log.info(
+            "lifecycle.status_decided",
+            referral=row.key,
+            status=decision.status,
+            previous=decision.previous_status,
+            reason=decision.reason,
+        )
+        updated = replace(
+            row,
+            status=decision.status,
+            contact_id=decision.contact_id,
+            opportunity_id=decision.opportunity_id,
+        )
+        self._decided_referral(updated)
+        self._touch(row.advocate_id, event_key)
+        if decision.status_changed:
+            self.status_changes.append((updated, decision))
+        return decision
+
+    def _opportunity_event(
+        self, key: str, opp_id: str, opportunity: Mapping[str, Any], event_key: str, changed_on: date
+    ) -> None:
+        row = self.referrals[key]
+        kind = _opportunity_event(opportunity)
+        decision = self._apply(row, ReferralEvent(kind, opportunity_id=opp_id), event_key)
+        row = self.referrals[key]
+        rules = self.d._rewards
+        if rules is None or not row.advocate_id:
+            return
+        if kind == "opportunity_won" and row.status == WON:
+            self._won(row, opp_id, opportunity, changed_on)
+        elif decision is not None and decision.clawback:
+            self._clawback(row, opp_id, kind, changed_on)
+
+    # -- rewards ----------------------------------------------------------------------------------------
+
+    def _rewards_of(self, opp_id: str) -> list[ExistingReward]:
+        return [_existing(r) for r in self.rewards.values() if id15(r.opportunity_id) == id15(opp_id)]
+
+    def _advocate_facts(self, advocate: AdvocateRow, referral_key: str) -> AdvocateFacts:
+        mine = [
+            ReferralRecord(r.key, r.status, r.last_modified)
+            for r in self.referrals.values()
+            if id15(r.advocate_id) == id15(advocate.id)
+        ]
+        return AdvocateFacts(
+            id=advocate.id,
+            program=advocate.program,
+            preferred_reward=advocate.preferred_reward,
+            successful_referrals=successful_referrals_excluding(mine, referral_key),
+            status=advocate.status,
+            fields=advocate.fields,
+        )
+
+    def _won(self, row: ReferralRow, opp_id: str, opportunity: Mapping[str, Any], changed_on: date) -> None:
+        assert self.d._rewards is not None
+        advocate = self.advocates.get(id15(row.advocate_id))
+        if advocate is None:
+            return
+        facts = WonOpportunityFacts(
+            opportunity_id=opp_id,
+            amount=_amount(opportunity.get("Amount")),
+            stage=str(opportunity.get("StageName") or ""),
+            is_won=True,
+            close_date=_close_date(opportunity.get("CloseDate")),
+            won_on=changed_on,
+            referral_id=row.id,
+            referral_channel=row.channel,
+            fields=opportunity,
+        )
+        try:
+            decisions = decide_rewards(
+                facts,
+                self._advocate_facts(advocate, row.key),
+                self._rewards_of(opp_id),
+                self.d._rewards,
+                changed_on,
+            )
+        except Exception as exc:  # a rule bug costs this reward (dead letter), not the daemon
+            self._dead(f"reward decision failed for {opp_id}: {exc!r}", {"opportunity": opp_id})
+            return
+        for decision in decisions:
+            self._write_reward(decision, row)
+            if decision.status == APPROVED:
+                self._notify_reward(
+                    row,
+                    advocate,
+                    decision.external_key,
+                    decision.amount,
+                    decision.type,
+                    APPROVED,
+                    decision.payable_on,
+                )
+
+    def _clawback(self, row: ReferralRow, opp_id: str, kind: EventKind, changed_on: date) -> None:
+        assert self.d._rewards is not None
+        existing = self._rewards_of(opp_id)
+        originals = [
+            r
+            for r in self.rewards.values()
+            if id15(r.opportunity_id) == id15(opp_id) and not r.key.endswith(":clawback")
+        ]
+        created = [r.created.date() for r in originals if r.created is not None]
+        won_on = min(created) if created else changed_on
+        reversal = OpportunityReversalFacts(
+            opp_id, "lost" if kind == "opportunity_lost" else "reopened", won_on, changed_on
+        )
+        for decision in decide_clawback(reversal, existing, self.d._rewards):
+            self._write_reward(decision, row)
+
+    def _write_reward(self, decision: RewardDecision, row: ReferralRow) -> None:
+        rw = self.mapping.reward
+        held = self.rewards.get(decision.external_key)
+        log.info(
+            "rewards.decided",
+            reward=decision.external_key,
+            action=decision.action,
+            amount=str(decision.amount),
+            status=decision.status,
+            rule=decision.rule,
+            reason=decision.reason,
+        )
+        self.result.rewards.append(decision)
+        if decision.action == "reject":
+            status_only = {rw.status: decision.status}
+            if held is not None and held.id:
+                entry = OutboxEntry(
+                    f"reward-status:{decision.external_key}:{decision.status}",
+                    "update",
+                    rw.object,
+                    status_only,
+                    record_id=held.id,
+                    expect={rw.status: held.status},
+                )
+            else:
+                entry = OutboxEntry(
+                    f"reward-status:{decision.external_key}:{decision.status}",
+                    "upsert",
+                    rw.object,
+                    {rw.external_key: decision.external_key, **status_only},
+                    external_id_field=rw.external_key,
+                )
+            self.result.outbox.append(entry)
+            if held is not None:
+                self._decided_reward(replace(held, status=decision.status))
+            return
+        fields: dict[str, Any] = {
+            rw.external_key: decision.external_key,
+            rw.advocate: decision.advocate_id,
+            rw.opportunity: decision.opportunity_id,
+            rw.amount: _money(decision.amount),
+            rw.type: decision.type,
+            rw.status: decision.status,
+            rw.rule: decision.rule,
+            rw.payable_on: decision.payable_on.isoformat() if decision.payable_on else None,
+        }
+        if decision.referral_id or row.id:
+            fields[rw.referral] = decision.referral_id or row.id
+        self.result.outbox.append(
+            OutboxEntry(decision.external_key, "upsert", rw.object, fields, external_id_field=rw.external_key)
+        )
+        self._decided_reward(
+            RewardRow(
+                key=decision.external_key,
+                status=decision.status,
+                amount=decision.amount,
+                advocate_id=decision.advocate_id,
+                referral_id=decision.referral_id or row.id,
+                opportunity_id=decision.opportunity_id,
+                rule=decision.rule,
+                type=decision.type,
+                payable_on=decision.payable_on,
+                created=self.now,
+            )
+        )
+
+    def _reward_changes(self, reward_rows: Sequence[RewardRow]) -> None:
+        """A person approved or paid a reward: tell the advocate once, logged as a Task a replay finds."""
+        by_id = {id15(r.id): r for r in reward_rows}
+        wanted: list[tuple[RewardRow, str]] = []
+        for change in self.signals.rewards:
+            reward = by_id.get(id15(change.reward_id))
+            if reward is None or change.status not in (APPROVED, PAID) or reward.status != change.status:
+                continue  # deleted since, or its status moved on again: that later change speaks for itself
+            wanted.append((reward, change.status))
+        if not wanted:
+            return
+        logged = self.reader.logged_notifications([f"notify:{r.key}:{s}" for r, s in wanted])
+        for reward, status in wanted:
+            if f"notify:{reward.key}:{status}" in logged:
+                continue
+            advocate = self.advocates.get(id15(reward.advocate_id))
+            referral = next(
+                (r for r in self.referrals.values() if r.id and id15(r.id) == id15(reward.referral_id)), None
+            )
+            if advocate is None or referral is None or reward.key.endswith(":clawback"):
+                continue
+            self._notify_reward(
+                referral,
+                advocate,
+                reward.key,
+                reward.amount,
+                reward.type,
+                status,
+                reward.payable_on,
+                log_task=True,
+            )
+
+    # -- notifications ----------------------------------------------------------------------------------
+
+    def _contact(self, advocate: AdvocateRow) -> AdvocateContact:
+        return AdvocateContact(
+            id=advocate.id,
+            name=advocate.name,
+            email=advocate.email,
+            email_opt_out=advocate.email_opt_out,
+            referral_code=advocate.referral_code,
+            program=advocate.program,
+        )
+
+    def _view(self, row: ReferralRow, advocate: AdvocateRow) -> ReferralView:
+        return ReferralView(
+            key=row.key,
+            name=row.name,
+            company=row.company,
+            channel=row.channel,
+            status=row.status,
+            lead_id=row.lead_id,
+            contact_id=row.contact_id,
+            opportunity_id=row.opportunity_id,
+            owner_name=advocate.owner_name,
+        )
+
+    def _send_status(self, row: ReferralRow, decision: StatusDecision, advocate: AdvocateRow) -> None:
+        change = StatusChange(self._view(row, advocate), decision.status, decision.previous_status)
+        contact = self._contact(advocate)
+        self._email(decide_notification(change, contact, self.templates))
+        owner = advocate.owner_id if advocate.owner_id and advocate.owner_id.startswith("005") else None
+        task = decide_rep_task(change, contact, owner, self.templates)
+        if task is not None:
+            self.result.outbox.append(
+                OutboxEntry(
+                    key=task.key,
+                    op="create_once",
+                    sobject="Task",
+                    fields={
+                        "Subject": task.subject,
+                        "Description": task.description,
+                        "OwnerId": task.owner_id,
+                        "WhoId": task.who_id,
+                        "WhatId": task.what_id,
+                        "Status": "Not Started",
+                        "Priority": "Normal",
+                        "ActivityDate": self.now.astimezone(UTC).date().isoformat(),
+                        "External_Key__c": task.key,
+                    },
+                    external_id_field="External_Key__c",
+                )
+            )
+
+    def _notify_reward(
+        self,
+        row: ReferralRow,
+        advocate: AdvocateRow,
+        key: str,
+        amount: Decimal,
+        type_: str | None,
+        status: str,
+        payable_on: date | None,
+        *,
+        log_task: bool = False,
+    ) -> None:
+        view = self._view(row, advocate)
+        change = StatusChange(view, status, None, RewardView(key, amount, type_, status, payable_on))
+        notification = decide_notification(change, self._contact(advocate), self.templates)
+        self._email(notification)
+        if log_task and isinstance(notification, Notification):
+            self.result.outbox.append(
+                OutboxEntry(
+                    key=f"log:{notification.key}",
+                    op="create_once",
+                    sobject="Task",
+                    fields={
+                        "Subject": f"Email: {notification.subject}"[:255],
+                        "Description": notification.body,
+                        "WhatId": advocate.id,
+                        "Status": "Completed",
+                        "Priority": "Normal",
+                        "ActivityDate": self.now.astimezone(UTC).date().isoformat(),
+                        "External_Key__c": notification.key,
+                    },
+                    external_id_field="External_Key__c",
+                )
+            )
+
+    def _email(self, notification: object) -> None:
+        if isinstance(notification, Notification):
+            self.result.outbox.append(
+                OutboxEntry(
+                    key=notification.key,
+                    op="email",
+                    sobject="",
+                    fields={
+                        "emailAddresses": notification.recipient,
+                        "emailSubject": notification.subject,
+                        "emailBody": notification.body,
+                        "senderType": "CurrentUser",
+                    },
+                )
+            )
+        elif notification is not None:
+            log.info(
+                "notification.skipped",
+                key=getattr(notification, "key", None),
+                reason=getattr(notification, "reason", None),
+            )
+
+    # -- totals -----------------------------------------------------------------------------------------
+
+    def _totals(self) -> None:
+        adv = self.mapping.advocate
+        for advocate_id in sorted(self.touched):
+            advocate = self.advocates.get(advocate_id)
+            if advocate is None:
+                continue
+            totals = recompute_totals(
+                [
+                    ReferralRecord(r.key, r.status, r.last_modified)
+                    for r in self.referrals.values()
+                    if id15(r.advocate_id) == advocate_id
+                ],
+                [
+                    RewardRecord(r.key, r.amount, r.status, r.last_modified)
+                    for r in self.rewards.values()
+                    if id15(r.advocate_id) == advocate_id
+                ],
+            )
+            values = (totals.total_referrals, totals.successful_referrals, totals.reward_balance)
+            remembered = self.memory.totals.get(advocate_id)
+            known = remembered[1] if remembered else advocate.totals
+            if known == values:
+                continue
+            digest = _digest(
+                [advocate_id, str(values), sorted(self.event_keys_by_advocate.get(advocate_id, ()))]
+            )
+            self.result.outbox.append(
+                OutboxEntry(
+                    key=f"advocate-totals:{advocate.id}:{digest}",
+                    op="update",
+                    sobject=adv.object,
+                    record_id=advocate.id,
+                    fields={
+                        adv.total_referrals: values[0],
+                        adv.successful_referrals: values[1],
+                        adv.reward_balance: _money(values[2]),
+                    },
+                )
+            )
+            self.written_totals[advocate_id] = values
+            log.info(
+                "advocate.totals_decided",
+                advocate_id=advocate.id,
+                total=values[0],
+                successful=values[1],
+                balance=str(values[2]),
+            )
+
+    def _dead(self, reason: str, payload: Mapping[str, Any]) -> None:
+        log.error("lifecycle.decision_failed", reason=reason)
+        self.result.dead_letters.append(NewDeadLetter("decision", None, None, dict(payload), reason))
