@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import itertools
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -415,6 +417,52 @@ def test_opted_out_advocate_gets_rewards_but_no_emails(
     assert [r["Amount__c"] for r in s.rewards(opportunity_id)] == [100.0]
     s.totals_are(1, 1, 100.0)
     assert s.emails() == []
+
+
+def test_explain_opportunity_shows_each_rules_verdict_and_the_rewards_in_salesforce(
+    daemon: DaemonProcess, config_path: Path, sf: Salesforce, rep: Salesforce, org: Any
+) -> None:
+    s = story(sf, rep, org, Program__c="Partner")
+    opportunity_id = s.win(s.refer(), 10000)
+    s.rewards(opportunity_id)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sfconnector",
+            "explain",
+            "--config",
+            str(config_path),
+            "--opportunity",
+            opportunity_id,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert any(line.strip().startswith("no") and "web-hold: channel is 'Card'" in line for line in lines)
+    partner = next(line for line in lines if "partner-percent:" in line)
+    assert partner.strip().startswith("match") and "already exists" in partner
+    assert any(f"reward:{opportunity_id}:partner-percent: 300.00" in line for line in lines)
+    as_json = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sfconnector",
+            "explain",
+            "--config",
+            str(config_path),
+            "--opportunity",
+            opportunity_id,
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert '"matched": true' in as_json.stdout
 
 
 def _state_counts(path: Path) -> tuple[dict[str, int], int]:

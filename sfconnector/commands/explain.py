@@ -90,13 +90,23 @@ def _lead_message(client: Any, config: Config, lead_id: str) -> dict[str, Any]:
     "--event", "event_file", type=click.Path(path_type=Path), help="A streaming message (JSON) to decide."
 )
 @click.option("--lead", "lead_id", help="A lead id: decide it as if it had just been created.")
+@click.option(
+    "--opportunity",
+    "opportunity_id",
+    help="An opportunity id: which reward rules match, the amount and why (as if won, if it is not yet).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the decision as JSON.")
-def explain(config_path: str, event_file: Path | None, lead_id: str | None, as_json: bool) -> None:
-    """Dry-run the rules on an event file or a lead: the decision and why, nothing written."""
-    if (event_file is None) == (lead_id is None):
-        fail("give exactly one of --event FILE or --lead ID", code=2)
+def explain(
+    config_path: str, event_file: Path | None, lead_id: str | None, opportunity_id: str | None, as_json: bool
+) -> None:
+    """Dry-run the rules on an event file, a lead or an opportunity: the decision and why, nothing written."""
+    if sum(x is not None for x in (event_file, lead_id, opportunity_id)) != 1:
+        fail("give exactly one of --event FILE, --lead ID or --opportunity ID", code=2)
     config = load_or_exit(config_path)
     configure_logging("warning", json=False)
+    if opportunity_id is not None:
+        _explain_opportunity(config, opportunity_id, as_json)
+        return
     from sfconnector.pipeline.batch import BatchProcessor
     from sfconnector.wiring import connect, decision_rules, org_lookups
 
@@ -121,6 +131,89 @@ def explain(config_path: str, event_file: Path | None, lead_id: str | None, as_j
         )
     for outcome in processed.outcomes:
         _print_outcome(outcome)
+
+
+def _explain_opportunity(config: Config, opportunity_id: str, as_json: bool) -> None:
+    from datetime import UTC, datetime
+
+    from sfconnector.pipeline.lifecycle_reads import LifecycleReader
+    from sfconnector.pipeline.reward_explain import OpportunityNotFound, explain_opportunity
+    from sfconnector.soql import is_record_id
+    from sfconnector.wiring import connect
+
+    if not is_record_id(opportunity_id):
+        fail(f"{opportunity_id!r} is not a Salesforce record id", code=2)
+    try:
+        _, client = connect(config)
+        reader = LifecycleReader(client, config.mapping, config.rewards)
+        found = explain_opportunity(reader, config.rewards, opportunity_id, datetime.now(UTC).date())
+    except OpportunityNotFound as exc:
+        fail(str(exc))
+    except SfconnectorError as exc:
+        fail(str(exc))
+    if as_json:
+        click.echo(json.dumps(_opportunity_json(found), indent=2, default=str))
+        return
+    amount = f"{found.amount:,.2f}" if found.amount is not None else "no amount"
+    click.echo(f"Opportunity {found.opportunity_id}: {found.stage}, {amount}")
+    if found.referral is not None:
+        click.echo(
+            f"Referral {found.referral.key}: status {found.referral.status}, channel {found.referral.channel or '-'}"
+        )
+    if found.advocate is not None:
+        a = found.advocate
+        click.echo(
+            f"Advocate: {a.name} ({a.id}), program {a.program or '-'}, prefers {a.preferred_reward or '-'},"
+            f" {found.successful_referrals} other successful referral(s)"
+        )
+    if found.note:
+        click.echo(f"Note: {found.note}")
+    if found.outcomes:
+        click.echo("Reward rules, in order:")
+    for outcome in found.outcomes:
+        d = outcome.decision
+        verdict = (
+            f" -> {d.amount:,.2f} {d.type}, {d.status}, payable on {d.payable_on}" if d is not None else ""
+        )
+        click.echo(f"  {'match' if outcome.matched else 'no   '}  {outcome.rule}: {outcome.reason}{verdict}")
+    if found.rewards:
+        click.echo("Rewards in Salesforce:")
+    for r in found.rewards:
+        click.echo(f"  {r.key}: {r.amount:,.2f} {r.type or '-'}, {r.status}, rule {r.rule or '-'}")
+
+
+def _opportunity_json(found: Any) -> dict[str, Any]:
+    return {
+        "opportunity_id": found.opportunity_id,
+        "stage": found.stage,
+        "amount": found.amount,
+        "is_won": found.is_won,
+        "referral": found.referral.key if found.referral else None,
+        "advocate_id": found.advocate.id if found.advocate else None,
+        "successful_referrals": found.successful_referrals,
+        "note": found.note,
+        "rules": [
+            {
+                "rule": o.rule,
+                "matched": o.matched,
+                "reason": o.reason,
+                "reward": None
+                if o.decision is None
+                else {
+                    "key": o.decision.external_key,
+                    "amount": o.decision.amount,
+                    "type": o.decision.type,
+                    "status": o.decision.status,
+                    "payable_on": o.decision.payable_on,
+                },
+            }
+            for o in found.outcomes
+        ],
+        "rewards": [
+            {"key": r.key, "amount": r.amount, "type": r.type, "status": r.status, "rule": r.rule}
+            for r in found.rewards
+        ],
+    }
 
 
 def _print_outcome(o: Any) -> None:
