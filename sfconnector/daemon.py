@@ -146,9 +146,13 @@ class Daemon:
                 process = asyncio.create_task(self._process_loop(), name="process")
                 writer = asyncio.create_task(self._writer_loop(), name="writer")
                 stopper = asyncio.create_task(self._stopping.wait(), name="stop")
+                heartbeat = asyncio.create_task(
+                    self._heartbeat(min(10.0, self.notifier.watchdog_interval or 10.0)), name="heartbeat"
+                )
                 done, _ = await asyncio.wait(
                     {stream, process, writer, stopper, reconcile}, return_when=asyncio.FIRST_COMPLETED
                 )
+                heartbeat.cancel()
                 for task in done:
                     if task is not stopper and task.exception() is not None:
                         raise task.exception()  # type: ignore[misc]
@@ -272,6 +276,14 @@ class Daemon:
         if interval is not None and now - self._last_watchdog >= min(interval, 5.0):
             self._last_watchdog = now
             self.notifier.watchdog()
+
+    async def _heartbeat(self, every: float = 10.0) -> None:
+        """An idle org sends no events: a connected long-poll is progress too (health and watchdog)."""
+        while True:
+            client = self._stream_client
+            if client is not None and client.is_connected():
+                self._pulse()
+            await asyncio.sleep(every)
 
     def _request_reconcile(self, why: str) -> None:
         self.reconcile_requested.append(why)

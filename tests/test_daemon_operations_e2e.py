@@ -46,12 +46,12 @@ def _lead(sf: Salesforce, **fields: Any) -> str:
     return str(sf.Lead.create(fields, headers={"Sforce-Call-Options": "client=webform"})["id"])
 
 
-def test_daemon_tells_systemd_it_is_ready_then_pings_the_watchdog(setup: dict[str, Any]) -> None:
+def test_daemon_tells_systemd_it_is_ready_then_pings_the_watchdog_even_when_idle(
+    setup: dict[str, Any],
+) -> None:
     messages = [setup["notify"].recv(256)]
     assert messages[0].startswith(b"READY=1")
-    lead_id = _lead(setup["sf"], LastName="Watchdog", Email="w@ops.example", Referral_Code__c="GRACE-1001")
-    wait_for(lambda: setup["sf"].Lead.get(lead_id)["Advocate__c"], what="routing")
-    while b"WATCHDOG=1" not in messages:
+    while b"WATCHDOG=1" not in messages:  # no event at all: the connected long-poll is the progress
         messages.append(setup["notify"].recv(256))
 
 

@@ -176,6 +176,11 @@ class StreamClient(aiosfstream_ng.Client):
         """The event is durably handled: a later resubscription starts after it."""
         await self.checkpoints.extract_replay_id(message)
 
+    def is_connected(self) -> bool:
+        """True while the long-polling transport is connected (its /meta/connect round-trips succeed)."""
+        transport = self._transport
+        return transport is not None and transport.state == TransportState.CONNECTED and not self.closed
+
     def replay_ids(self) -> dict[str, int]:
         return self.checkpoints.replay_ids()
 
