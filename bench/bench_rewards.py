@@ -15,7 +15,6 @@ decision is written:
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import signal
 import socket
@@ -226,9 +225,6 @@ def main() -> int:
     )
     print(f"won:        {won_calls:5d} API calls, {per_won:.3f} per won opportunity, {won_s:.1f} s")
     print(f"ratio won/routing per record: {per_won / per_lead:.2f}" if per_lead else "ratio: n/a")
-    print(
-        f"(a naive one-query-and-one-write-per-record pipeline would spend >= {math.ceil(6 * n)} calls per burst)"
-    )
     return 0
 
 
