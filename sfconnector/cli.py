@@ -40,6 +40,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "reconcile",
         "Sweep the org for referrals and rewards the stream missed; queue repairs.",
     ),
+    "report": (
+        "sfconnector.commands.report",
+        "report",
+        "Referral funnel, top advocates, reward liability, routing overrides (table, CSV, JSON).",
+    ),
     "schema": ("sfconnector.commands.schema", "schema", "Print the JSON Schema of the config."),
     "emulator": (
         "sfemulator.cli",
