@@ -1,8 +1,10 @@
 """`sfconnector demo`: the whole referral loop on the embedded emulator, printed as a story.
 
 Starts the emulator with its demo org, starts the daemon (`sfconnector run`) as a separate process on the
-example config, submits referral leads the way each channel does, waits until every one is routed, prints
-who got what and why, then stops both cleanly. Only this module and the `emulator` command import the
+example config, submits referral leads the way each channel does, waits until every one is routed; then
+reps convert some of them, win two deals and lose one, and finance pays a reward; it prints who got what and
+why, the referral statuses, the rewards with the rule and reason behind each, the advocates' totals and every
+email, then stops both cleanly. Only this module and the `emulator` command import the
 emulator; the daemon never does.
 """
 
@@ -321,10 +323,13 @@ def run_demo(example: Path, *, keep: bool = False, echo: Callable[[str], None] =
             "every referral to be routed",
         )
         routed_at = time.monotonic()
+        echo("4. Deals move on:")
+        _lifecycle(org, submitted, ids, echo)
         daemon.send_signal(signal.SIGTERM)
         code = daemon.wait(timeout=60)
-        echo(f"4. sfconnector stopped cleanly on SIGTERM (exit {code})")
+        echo(f"5. sfconnector stopped cleanly on SIGTERM (exit {code})")
         _report(org, submitted, ids, config, echo)
+        _report_rewards(org, config, echo)
         echo(
             f"\nDone in {routed_at - started:.1f}s to route every referral ({time.monotonic() - started:.1f}s in all)."
         )
@@ -336,6 +341,137 @@ def run_demo(example: Path, *, keep: bool = False, echo: Callable[[str], None] =
             shutil.rmtree(workdir, ignore_errors=True)
         else:
             echo(f"(kept {workdir})")
+
+
+# The deals of the story: (lead last name, what happens, amount); converted in this order.
+DEALS = (("Patel", "won", 12000), ("Iyer", "won", 30000), ("Okafor", "lost", 8000))
+REP = "alice.nguyen@sfconnector.test"
+
+
+def _lifecycle(
+    org: _Org, submitted: list[tuple[Submission, str | None]], ids: list[str], echo: Callable[[str], None]
+) -> None:
+    """Reps convert referral leads and win or lose the deals; finance pays a reward. The daemon follows."""
+    by_name = {str(s.lead.get("LastName")): lead_id for (s, _), lead_id in zip(submitted, ids, strict=True)}
+    rep = org.client(REP)
+    opportunities: dict[str, str] = {}
+    for last_name, _, _ in DEALS:
+        lead_id = by_name[last_name]
+        response = org.http.post(
+            f"{org.base_url}/_emulator/leads/{lead_id}/convert",
+            json={"opportunityName": f"{last_name} referral deal"},
+            timeout=10,
+        )
+        response.raise_for_status()
+        opportunities[last_name] = str(response.json()["opportunityId"])
+        echo(f"   - a rep converts the referral lead {last_name}: account, contact and opportunity created")
+    wanted = ",".join(f"'{o}'" for o in opportunities.values())
+    _wait(
+        lambda: (
+            len(org.query(f"SELECT Id FROM Referral__c WHERE Opportunity__c IN ({wanted})")) == len(DEALS)
+        ),
+        30,
+        "the converted referrals to be linked to their opportunities",
+    )
+    for last_name, outcome, amount in DEALS:
+        stage = "Closed Won" if outcome == "won" else "Closed Lost"
+        rep.Opportunity.update(opportunities[last_name], {"Amount": amount, "StageName": stage})
+        echo(f"   - the rep sets {last_name}'s opportunity ({amount:,}) to {stage}")
+    won = [opportunities[n] for n, outcome, _ in DEALS if outcome == "won"]
+    quoted = ",".join(f"'{o}'" for o in won)
+
+    def rewarded() -> list[dict[str, Any]] | None:
+        rows = org.query(f"SELECT Id, Opportunity__c FROM Reward__c WHERE Opportunity__c IN ({quoted})")
+        return rows if len({r["Opportunity__c"] for r in rows}) == len(won) else None
+
+    rewards = _wait(rewarded, 30, "the rewards of the won deals")
+    first = next(r for r in rewards if r["Opportunity__c"] == won[0])
+    rep.Reward__c.update(first["Id"], {"Status__c": "Paid"})
+    echo(f"   - finance pays the reward for {DEALS[0][0]}'s deal (Status__c = Paid)")
+    _wait(
+        lambda: any("has been paid" in e["emailSubject"] for e in _emails(org)),
+        30,
+        "the advocate to hear that the reward was paid",
+    )
+    lost = opportunities[next(n for n, outcome, _ in DEALS if outcome == "lost")]
+    _wait(
+        lambda: (
+            org.query(f"SELECT Status__c FROM Referral__c WHERE Opportunity__c = '{lost}'")[0]["Status__c"]
+            == "Lost"
+        ),
+        30,
+        "the lost deal's referral to be Lost",
+    )
+
+
+def _emails(org: _Org) -> list[dict[str, Any]]:
+    emails: list[dict[str, Any]] = org.http.get(f"{org.base_url}/_emulator/emails", timeout=10).json()
+    return emails
+
+
+def _report_rewards(org: _Org, config_path: Path, echo: Callable[[str], None]) -> None:
+    from datetime import UTC, datetime
+
+    from sfconnector.config import load_config
+    from sfconnector.pipeline.lifecycle_reads import LifecycleReader
+    from sfconnector.pipeline.reward_explain import explain_opportunity
+
+    config = load_config(str(config_path))
+    reader = LifecycleReader(org, config.mapping, config.rewards)
+    names = {r["Id"][:15]: r["Name"] for r in org.query("SELECT Id, Name FROM Advocate__c")}
+    rewards = org.query(
+        "SELECT External_Key__c, Advocate__c, Opportunity__c, Opportunity__r.Name, Amount__c, Type__c, Status__c,"
+        " Rule__c, Payable_On__c FROM Reward__c ORDER BY External_Key__c"
+    )
+    rows, reasons = [], []
+    for r in rewards:
+        opportunity = r.get("Opportunity__r") or {}
+        rows.append(
+            [
+                names.get(str(r["Advocate__c"])[:15], "-"),
+                str(opportunity.get("Name") or r["Opportunity__c"]),
+                f"{r['Amount__c']:,.2f}",
+                str(r["Type__c"]),
+                str(r["Status__c"]),
+                str(r["Rule__c"]),
+                str(r["Payable_On__c"]),
+            ]
+        )
+        if not str(r["External_Key__c"]).endswith(":clawback"):
+            found = explain_opportunity(
+                reader,
+                config.rewards,
+                str(r["Opportunity__c"]),
+                datetime.now(UTC).date(),
+                ignore_existing=True,
+            )
+            why = next((o.reason for o in found.outcomes if o.rule == r["Rule__c"] and o.matched), "-")
+            reasons.append(f"   {opportunity.get('Name')}: rule {r['Rule__c']}: {why}")
+    echo(f"\nRewards ({len(rows)}):\n")
+    if rows:
+        echo(_table(["advocate", "opportunity", "amount", "type", "status", "rule", "payable on"], rows))
+        echo("\nWhy:")
+        for line in reasons:
+            echo(line)
+    advocates = org.query(
+        "SELECT Name, Total_Referrals__c, Successful_Referrals__c, Reward_Balance__c FROM Advocate__c"
+        " WHERE Total_Referrals__c > 0 ORDER BY Name"
+    )
+    echo("\nAdvocates' totals (recomputed from their referrals and rewards):\n")
+    echo(
+        _table(
+            ["advocate", "referrals", "successful", "balance owed"],
+            [
+                [
+                    str(a["Name"]),
+                    str(int(a["Total_Referrals__c"] or 0)),
+                    str(int(a["Successful_Referrals__c"] or 0)),
+                    f"{a['Reward_Balance__c'] or 0:,.2f}",
+                ]
+                for a in advocates
+            ],
+        )
+    )
 
 
 def _report(
@@ -385,7 +521,7 @@ def _report(
     echo(f"\nTasks for reps ({len(tasks)}):")
     for t in tasks:
         echo(f"   {name(t['OwnerId'])}: {t['Subject']}")
-    emails = org.http.get(f"{org.base_url}/_emulator/emails", timeout=10).json()
+    emails = _emails(org)
     echo(f"\nEmails to advocates ({len(emails)}):")
     for e in emails:
         echo(f"   to {e['emailAddresses']}: {e['emailSubject']}")

@@ -3,8 +3,12 @@
 import subprocess
 import sys
 
+import pytest
 
-def test_demo_routes_every_channel_and_stops_cleanly() -> None:
+
+@pytest.fixture(scope="module")
+def out() -> str:
+    """The demo's output, run once for every test here (it takes a few seconds)."""
     result = subprocess.run(
         [sys.executable, "-m", "sfconnector", "demo"],
         capture_output=True,
@@ -13,8 +17,11 @@ def test_demo_routes_every_channel_and_stops_cleanly() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    out = result.stdout
-    assert "Traceback" not in out + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    return result.stdout
+
+
+def test_demo_routes_every_channel_and_stops_cleanly(out: str) -> None:
     assert "stopped cleanly on SIGTERM (exit 0)" in out
     rows = {line.split("  ")[0] + "|" + line: line for line in out.splitlines()}
     maya = next(line for line in rows.values() if "Maya Patel" in line and "Unassigned" in line)
@@ -23,3 +30,21 @@ def test_demo_routes_every_channel_and_stops_cleanly() -> None:
     assert "Referral Desk" in sms and "fallback:inactive_owner" in sms
     assert "Rejected" in next(line for line in out.splitlines() if "Omar Farouk" in line)
     assert "Emails to advocates" in out and "Tasks for reps" in out
+
+
+def test_demo_follows_deals_to_rewards_totals_and_emails(out: str) -> None:
+    lines = out.splitlines()
+    assert "Won" in next(line for line in lines if line.startswith("Web") and "Maya Patel" in line)
+    assert "Lost" in next(line for line in lines if line.startswith("Card") and "Tom Okafor" in line)
+    patel = next(line for line in lines if line.startswith("Grace Hopper") and "Patel referral deal" in line)
+    assert "100.00" in patel and "Paid" in patel and "base" in patel
+    iyer = next(line for line in lines if line.startswith("Alan Turing") and "Iyer referral deal" in line)
+    assert "1,000.00" in iyer and "Pending Approval" in iyer and "Commission" in iyer
+    assert any("capped at 1,000.00" in line for line in lines)
+    emails = out.split("Emails to advocates")[1].split("Rewards")[0]
+    assert "to grace@advocates.example: Your reward of 100.00 has been paid" in emails
+    assert "to ada@advocates.example: An update on your referral Tom Okafor" in emails
+    assert "katherine@advocates.example" not in emails  # opted out of program emails
+    totals = out.split("Advocates' totals")[1]
+    grace = next(line for line in totals.splitlines() if line.startswith("Grace Hopper"))
+    assert grace.split()[2:5] == ["1", "1", "0.00"]
