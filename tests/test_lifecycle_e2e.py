@@ -419,6 +419,69 @@ def test_opted_out_advocate_gets_rewards_but_no_emails(
     assert s.emails() == []
 
 
+def test_existing_opportunity_referral_is_won_with_that_opportunity(
+    daemon: DaemonProcess, sf: Salesforce, rep: Salesforce, org: Any
+) -> None:
+    s = story(sf, rep, org)
+    account = sf.Account.create({"Name": "Existing Customer Co"})["id"]
+    email = f"buyer{next(_serial)}@existing-co.example"
+    contact = sf.Contact.create({"LastName": "Buyer", "Email": email, "AccountId": account})["id"]
+    opportunity_id = sf.Opportunity.create(
+        {"Name": "Renewal", "AccountId": account, "StageName": "Prospecting", "CloseDate": TODAY.isoformat()}
+    )["id"]
+    lead_id = str(
+        sf.Lead.create(
+            {
+                "LastName": "Buyer",
+                "Company": "Existing Customer Co",
+                "Email": email,
+                "Referral_Code__c": s.code,
+            },
+            headers=WEBFORM,
+        )["id"]
+    )
+    referral = wait_for(lambda: s.referral(lead_id), what="the existing-opportunity referral")
+    assert (referral["Opportunity__c"], referral["Contact__c"]) == (opportunity_id, contact)
+    rep.Opportunity.update(opportunity_id, {"Amount": 900, "StageName": "Closed Won"})
+    s.status_is(lead_id, "Won")
+    assert [r["Amount__c"] for r in s.rewards(opportunity_id)] == [100.0]
+
+
+def test_a_burst_of_wins_for_one_advocate_converges_to_exact_totals(
+    daemon: DaemonProcess, sf: Salesforce, rep: Salesforce, org: Any
+) -> None:
+    s = story(sf, rep, org)
+    leads = [s.refer() for _ in range(6)]
+    opportunities = [s.convert(lead_id) for lead_id in leads]
+    for opportunity_id in opportunities:  # back to back: batches decide before earlier writes have landed
+        rep.Opportunity.update(opportunity_id, {"Amount": 1000, "StageName": "Closed Won"})
+    rep.Lead.update(s.refer(), {"Status": "Closed - Not Converted"})
+    s.totals_are(6, 6, 600.0)
+
+
+def test_a_lead_converted_before_its_routing_landed_still_ends_converted(
+    daemon: DaemonProcess, sf: Salesforce, rep: Salesforce, org: Any
+) -> None:
+    s = story(sf, rep, org)
+    n = next(_serial)
+    lead_id = str(
+        sf.Lead.create(
+            {
+                "LastName": f"Quick{n}",
+                "Company": "Quick Co",
+                "Email": f"q{n}@quick{n}.example",
+                "Referral_Code__c": s.code,
+            },
+            headers=WEBFORM,
+        )["id"]
+    )
+    response = s.http.post(f"{s.emulator.base_url}/_emulator/leads/{lead_id}/convert", json={}, timeout=10)
+    response.raise_for_status()
+    referral = s.status_is(lead_id, "Converted")
+    assert referral["Opportunity__c"] == response.json()["opportunityId"]
+    s.totals_are(1, 0, 0.0)
+
+
 def test_explain_opportunity_shows_each_rules_verdict_and_the_rewards_in_salesforce(
     daemon: DaemonProcess, config_path: Path, sf: Salesforce, rep: Salesforce, org: Any
 ) -> None:
