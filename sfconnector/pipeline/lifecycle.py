@@ -211,7 +211,12 @@ class LifecycleDecider:
     def decide(
         self, events: Sequence[StreamEvent], outcomes: Sequence[ReferralOutcome], now: datetime
     ) -> LifecycleResult:
-        signals = lifecycle_signals(events, self._rules.mapping, self._own)
+        return self.decide_signals(lifecycle_signals(events, self._rules.mapping, self._own), outcomes, now)
+
+    def decide_signals(
+        self, signals: LifecycleSignals, outcomes: Sequence[ReferralOutcome], now: datetime
+    ) -> LifecycleResult:
+        """The same decisions from triggers built elsewhere (reconciliation builds them from SOQL)."""
         if not signals and not any(o.advocate is not None for o in outcomes):
             return LifecycleResult()
         self._memory.expire()
