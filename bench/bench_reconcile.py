@@ -145,7 +145,7 @@ def run(directory: Path, base_url: str, ca: str, leads: int, latency_ms: int) ->
 
     with StateStore.open(config.state.path) as state:
         reconciler = reconciler_for(config, client, state)
-        fields = ", ".join(reconciler._lead_fields())  # the same columns the sweep reads
+        fields = ", ".join(reconciler.lead_fields())  # the same columns the sweep reads
         rows, baseline, baseline_calls = timed(
             "baseline: query the leads once",
             stats,

@@ -10,13 +10,10 @@ from sfconnector.reconcile._findings import KIND_LABELS, KINDS, Finding, Finding
 from sfconnector.reconcile._sweep import (
     BATCH_SIZE,
     PAGE_SIZE,
-    LifecycleRepairs,
-    MissingReward,
     ProgressCallback,
     ReconcileClient,
     Reconciler,
     ReconcileSummary,
-    StatusLag,
 )
 from sfconnector.reconcile._wiring import reconciler_for, sweep_since
 
@@ -27,14 +24,11 @@ __all__ = [
     "PAGE_SIZE",
     "Finding",
     "FindingKind",
-    "LifecycleRepairs",
-    "MissingReward",
     "ProgressCallback",
     "ReconcileClient",
     "ReconcileSummary",
     "Reconciler",
     "Repair",
-    "StatusLag",
     "reconciler_for",
     "sweep_since",
 ]

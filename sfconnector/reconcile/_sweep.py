@@ -1,12 +1,17 @@
 """The reconciliation sweep: read the org by SOQL, find what the event stream missed, repair through the outbox.
 
-    referrals (keyset pages) ─► wrong owners, status lags, missing rewards
-    referral leads (keyset pages) ─► leads without a Referral__c ─► batches of 200 ─► decide_referral ─► outbox
+    referrals (keyset pages) ─► wrong owners ─► conditional owner updates
+                             └► status lags, won opportunities without rewards ─┐
+    referral leads (keyset pages) ─► leads without a Referral__c ───────────────┤ rebuilt change events,
+                                                                               │ 200 at a time
+                                       the daemon's BatchProcessor (routing + lifecycle) ◄┘
+                                                         ─► StateStore.commit_batch (the outbox)
 
-Repairs are the daemon's own decisions with the daemon's own outbox keys (`referral:lead:<Id>`,
-`lead-route:<Id>`, the task and email keys), committed with `StateStore.commit_batch`, whose INSERT OR IGNORE
-makes a second sweep (or a sweep racing the stream) add nothing. Owner repairs are conditional updates that
-apply only while the lead still has the owner the sweep saw.
+Repairs are the daemon's own decisions, made by the daemon's own `BatchProcessor` from the change events the
+missed stretch would have carried (`_replay.py`), so they carry the daemon's outbox keys (`referral:lead:<Id>`,
+`lead-route:<Id>`, tasks, emails, `reward:<Opp>:<rule>`, totals): `commit_batch`'s INSERT OR IGNORE makes a
+second sweep, or a sweep racing the stream, add nothing. Owner repairs are conditional updates that apply
+only while the lead still has the owner the sweep saw.
 """
 
 from __future__ import annotations
@@ -20,9 +25,11 @@ from typing import Any, Protocol
 import structlog
 
 from sfconnector.mapping.codes import normalise_code
-from sfconnector.pipeline.candidates import CHANNELS, ReferralCandidate
+from sfconnector.pipeline.batch import BatchProcessor
+from sfconnector.pipeline.lifecycle import PipelineLookups, PipelineRules
 from sfconnector.pipeline.lookups import OrgLookups
-from sfconnector.pipeline.referrals import DecisionRules, ReferralOutcome, decide_referral
+from sfconnector.pipeline.referrals import DecisionRules
+from sfconnector.reconcile import _replay
 from sfconnector.reconcile._findings import (
     KINDS,
     QUEUE_PREFIX,
@@ -38,22 +45,17 @@ from sfconnector.reconcile._findings import (
     referred_leads,
     relationship,
 )
-from sfconnector.rules.lifecycle import (
-    WON,
-    ReferralEvent,
-    ReferralState,
-    StatusDecision,
-    next_referral_status,
-)
+from sfconnector.rules.lifecycle import WON, ReferralEvent, ReferralState, next_referral_status
 from sfconnector.rules.routing import fields_read
 from sfconnector.soql import IdList, chunked_in, soql
-from sfconnector.state import DecidedBatch, OutboxEntry, RoutingLogRow, StateStore
+from sfconnector.state import DecidedBatch, OutboxEntry, StateStore
 
 log = structlog.get_logger("sfconnector.reconcile")
 
 PAGE_SIZE = 2000  # records per query page (Salesforce's largest)
 BATCH_SIZE = 200  # repairs decided together: one set of batched lookups, one SQLite transaction
 OPEN_OUTBOX = frozenset({"pending", "retrying"})
+OPPORTUNITY_FIELDS = ("Id", "StageName", "IsWon", "IsClosed", "LastModifiedDate")
 
 # stage ("referrals", "leads"), done, total (None: unknown); called per page and per repair batch
 ProgressCallback = Callable[[str, int, int | None], None]
@@ -69,34 +71,16 @@ class ReconcileClient(Protocol):
 
 
 @dataclass(frozen=True)
-class StatusLag:
-    """A referral whose status lags its lead or opportunity, with the status the lifecycle rules give it."""
+class _Repair:
+    """A finding waiting for its batch: the messages that repair it and how to spot its writes."""
 
-    referral_id: str
-    lead_id: str | None
-    advocate_id: str | None
-    decision: StatusDecision
-
-
-@dataclass(frozen=True)
-class MissingReward:
-    """A won, credited referral whose opportunity has no Reward__c."""
-
-    referral_id: str
-    opportunity_id: str
-    advocate_id: str
-
-
-class LifecycleRepairs(Protocol):
-    """The lifecycle pipeline's repairs: outbox entries for lagging referrals and missing rewards.
-
-    Provided by the lifecycle work (conversion, rewards, notifications) so a repair writes exactly what the
-    event would have written, under the same idempotency keys.
-    """
-
-    def status_entries(self, lags: Sequence[StatusLag]) -> list[OutboxEntry]: ...
-
-    def reward_entries(self, missing: Sequence[MissingReward]) -> list[OutboxEntry]: ...
+    kind: FindingKind
+    record_id: str
+    detail: str
+    messages: tuple[dict[str, Any], ...]
+    marks: Callable[[OutboxEntry], bool]
+    lead_id: str | None = None  # a missing referral's lead (its routing log row is kept when new)
+    converted: Mapping[str, Any] | None = None  # the lead row, when converted meanwhile
 
 
 @dataclass
@@ -137,13 +121,25 @@ class ReconcileSummary:
                 for f in self.findings
             ],
             "notes": list(self.notes),
+            "stopped": self.stopped,
         }
+
+
+def _key_is(key: str) -> Callable[[OutboxEntry], bool]:
+    return lambda entry: entry.key == key
+
+
+def _reward_of(opportunity_id15: str) -> Callable[[OutboxEntry], bool]:
+    return lambda entry: entry.key.startswith("reward:") and opportunity_id15 in entry.key
 
 
 class Reconciler:
     """One org's sweep. Reads through `client`, decides with the daemon's rules, queues into `state`.
 
-    `state` may be None for a dry run on a host without the daemon's state file: nothing is queued then.
+    With `PipelineRules` and `PipelineLookups` (what `wiring` builds) the lifecycle is on: status lags and
+    missing rewards are repaired, and repaired referrals update their advocate's totals. With plain routing
+    rules only missing referrals and wrong owners are repaired; the rest is reported. `state` may be None
+    for a dry run on a host without the daemon's state file: nothing is queued then.
     """
 
     def __init__(
@@ -153,19 +149,20 @@ class Reconciler:
         lookups: OrgLookups,
         state: StateStore | None,
         *,
+        own_client: str = "sfconnector",
         integration_username: str | None = None,
         rewards_enabled: bool = False,
-        lifecycle: LifecycleRepairs | None = None,
         page_size: int = PAGE_SIZE,
         batch_size: int = BATCH_SIZE,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._client, self._rules, self._lookups, self._state = client, rules, lookups, state
+        self._own, self._clock = own_client, clock
+        self._processor = BatchProcessor(rules, lookups, own_client, clock=clock)
+        self._lifecycle = isinstance(rules, PipelineRules) and isinstance(lookups, PipelineLookups)
         self._username = integration_username
         self._rewards = rewards_enabled
-        self._lifecycle = lifecycle
         self._page_size, self._batch_size = page_size, batch_size
-        self._clock = clock
         self._integration_ids: frozenset[str] | None = None
         self._stopping: Callable[[], bool] = lambda: False
 
@@ -189,17 +186,22 @@ class Reconciler:
         summary = ReconcileSummary(since=since, dry_run=dry_run or self._state is None)
         report = progress or (lambda *_: None)
         self._stopping = stopping
+        # A fresh processor: the lifecycle remembers what it decided for a while, and a sweep must see the
+        # org as it is, not as an earlier sweep left its still-queued writes.
+        self._processor = BatchProcessor(self._rules, self._lookups, self._own, clock=self._clock)
         log.info("reconcile.started", since=since.isoformat(), dry_run=summary.dry_run)
-        referred = self._sweep_referrals(since, summary, report)
+        referred, lifecycle = self._sweep_referrals(since, summary, report)
         if not stopping():
             self._sweep_leads(since, until, referred, summary, report)
+        if not stopping():
+            self._run_repairs(lifecycle, summary)
         if stopping():
             summary.stopped = True
             summary.notes.append("stopped early (shutdown): the next sweep finds the rest")
-        if self._lifecycle is None and (summary.count("status_lag") or summary.count("reward_missing")):
+        if not self._lifecycle and (summary.count("status_lag") or summary.count("reward_missing")):
             summary.notes.append(
-                "status lags and missing rewards are reported, not repaired: the lifecycle pipeline"
-                " (conversion and reward decisions) is not available to this sweep"
+                "status lags and missing rewards are reported, not repaired: the lifecycle rules are not"
+                " wired into this sweep"
             )
         summary.api_calls = self._client.api_calls - calls
         summary.elapsed_s = time.monotonic() - started
@@ -240,7 +242,17 @@ class Reconciler:
                 return
             after = str(rows[-1]["Id"])
 
-    def _lead_fields(self) -> list[str]:
+    def _opportunities(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Opportunities by 15-character id, with what an outcome event needs."""
+        found: dict[str, dict[str, Any]] = {}
+        for chunk in chunked_in(sorted(set(ids))):
+            template = f"SELECT {', '.join(OPPORTUNITY_FIELDS)} FROM Opportunity WHERE Id IN {{ids}}"
+            for row in self._client.query(soql(template, ids=IdList(chunk))):
+                found[id15(row["Id"])] = {k: v for k, v in row.items() if k != "attributes"}
+        return found
+
+    def lead_fields(self) -> list[str]:
+        """The lead columns the sweep reads: what a create event carries that the rules look at."""
         lead = self._rules.mapping.lead
         base = [
             "Id",
@@ -257,6 +269,7 @@ class Reconciler:
             lead.converted_contact,
             lead.converted_opportunity,
             "CreatedDate",
+            "LastModifiedDate",
         ]
         from_rules, _ = fields_read(self._rules.routing)
         seen = {f.lower() for f in base}
@@ -266,10 +279,17 @@ class Reconciler:
 
     def _sweep_referrals(
         self, since: datetime, summary: ReconcileSummary, report: ProgressCallback
-    ) -> set[str]:
+    ) -> tuple[set[str], list[_Repair]]:
         m = self._rules.mapping
         ref, lead = m.referral, m.lead
         lead_r, opp_r = relationship(ref.lead), relationship(ref.opportunity)
+        lead_columns = (
+            lead.owner,
+            lead.is_converted,
+            lead.status,
+            lead.converted_contact,
+            lead.converted_opportunity,
+        )
         select = ", ".join(
             [
                 "Id",
@@ -280,18 +300,8 @@ class Reconciler:
                 ref.routed_owner,
                 ref.contact,
                 ref.opportunity,
-                *(
-                    f"{lead_r}.{f}"
-                    for f in (
-                        lead.owner,
-                        lead.is_converted,
-                        lead.status,
-                        lead.converted_contact,
-                        lead.converted_opportunity,
-                    )
-                ),
-                f"{opp_r}.IsWon",
-                f"{opp_r}.IsClosed",
+                *(f"{lead_r}.{f}" for f in (*lead_columns, "LastModifiedDate")),
+                *(f"{opp_r}.{f}" for f in OPPORTUNITY_FIELDS[1:]),
             ]
         )
         # Referrals of leads created since `since`, and older ones whose lead or opportunity moved since.
@@ -301,50 +311,93 @@ class Reconciler:
         )
         total = self._count(where, ref.object, since=since)
         referred: set[str] = set()
-        lags: list[StatusLag] = []
-        won: list[tuple[str, str, str]] = []  # referral, opportunity, advocate
+        repairs: list[_Repair] = []
+        won: list[tuple[str, str, dict[str, Any]]] = []  # referral, opportunity id, opportunity
         done = 0
         report("referrals", 0, total)
         for page in self._pages(select, ref.object, where, since=since):
             referred |= referred_leads(page, m)
-            opportunities = self._converted_opportunities(page)
+            # SOQL reaches one level of parents: a converted lead's opportunity not linked yet is read apart.
+            opportunities = self._opportunities(
+                [
+                    str(parent(r, ref.lead).get(lead.converted_opportunity))
+                    for r in page
+                    if not r.get(ref.opportunity) and parent(r, ref.lead).get(lead.converted_opportunity)
+                ]
+            )
             for row in page:
                 mismatch = owner_mismatch(row, m)
                 if mismatch is not None:
                     self._wrong_owner(mismatch, summary)
                 decision = expected_status(row, m, opportunities)
-                status = decision.status if decision else str(row.get(ref.status) or "")
-                if decision is not None:
-                    lags.append(StatusLag(str(row["Id"]), row.get(ref.lead), row.get(ref.advocate), decision))
                 opp_id = (decision.opportunity_id if decision else None) or row.get(ref.opportunity)
-                if status == WON and opp_id and row.get(ref.advocate):
-                    won.append((str(row["Id"]), str(opp_id), str(row[ref.advocate])))
+                opp = parent(row, ref.opportunity) or opportunities.get(id15(opp_id), {})
+                opportunity = {"Id": opp_id, **opp} if opp_id and opp else None
+                if decision is not None:
+                    repairs.append(
+                        self._status_repair(row, decision.previous_status, decision.status, opportunity)
+                    )
+                status = decision.status if decision else str(row.get(ref.status) or "")
+                if status == WON and opportunity and row.get(ref.advocate):
+                    won.append((str(row["Id"]), str(opp_id), opportunity))
             done += len(page)
             summary.referrals_scanned = done
             report("referrals", done, total)
-        self._status_lags(lags, summary)
+            if self._stopping():
+                break
         if self._rewards and won:
-            self._missing_rewards(won, summary)
-        return referred
+            repairs.extend(self._missing_rewards(won))
+        return referred, repairs
 
-    def _converted_opportunities(self, page: Sequence[Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
-        """IsWon/IsClosed of converted leads' opportunities not yet linked to their referral."""
+    def _status_repair(
+        self, row: Mapping[str, Any], previous: str, status: str, opportunity: Mapping[str, Any] | None
+    ) -> _Repair:
+        """The events that move a lagging referral: its lead's conversion or disqualification, its opportunity's
+        outcome."""
         m = self._rules.mapping
-        wanted = sorted(
-            {
-                str(parent(r, m.referral.lead).get(m.lead.converted_opportunity))
-                for r in page
-                if not r.get(m.referral.opportunity)
-                and parent(r, m.referral.lead).get(m.lead.converted_opportunity)
-            }
+        lead_row = {**parent(row, m.referral.lead), "Id": row.get(m.referral.lead)}
+        when = parse_datetime(lead_row.get("LastModifiedDate"))
+        messages: list[dict[str, Any]] = []
+        if lead_row["Id"] and previous == "Lead":
+            if lead_row.get(m.lead.is_converted):
+                messages.append(_replay.lead_converted(lead_row, m, when))
+            elif str(lead_row.get(m.lead.status) or "").lower() == _replay.DISQUALIFIED_STATUS.lower():
+                messages.append(_replay.lead_disqualified(str(lead_row["Id"]), m, when))
+        if opportunity is not None and (status in (WON, "Lost") or previous in (WON, "Lost")):
+            messages.append(
+                _replay.opportunity_outcome(opportunity, parse_datetime(opportunity.get("LastModifiedDate")))
+            )
+        keys = {_replay.event_key(msg) for msg in messages}
+        return _Repair(
+            "status_lag",
+            str(row["Id"]),
+            f"{previous} should be {status}",
+            tuple(messages),
+            lambda e: e.key.startswith("referral-status:") and any(k in e.key for k in keys),
         )
-        found: dict[str, Mapping[str, Any]] = {}
-        for chunk in chunked_in(wanted):
-            for row in self._client.query(
-                soql("SELECT Id, IsWon, IsClosed FROM Opportunity WHERE Id IN {ids}", ids=IdList(chunk))
-            ):
-                found[id15(row["Id"])] = row
-        return found
+
+    def _missing_rewards(self, won: Sequence[tuple[str, str, dict[str, Any]]]) -> list[_Repair]:
+        rew = self._rules.mapping.reward
+        rewarded: set[str] = set()
+        for chunk in chunked_in(sorted({opp for _, opp, _ in won})):
+            template = f"SELECT {rew.opportunity} FROM {rew.object} WHERE {rew.opportunity} IN {{ids}}"
+            rows = self._client.query(soql(template, ids=IdList(chunk)))
+            rewarded |= {id15(r.get(rew.opportunity)) for r in rows}
+        repairs: list[_Repair] = []
+        for referral_id, opp_id, opportunity in won:
+            if id15(opp_id) in rewarded:
+                continue
+            when = parse_datetime(opportunity.get("LastModifiedDate"))
+            repairs.append(
+                _Repair(
+                    "reward_missing",
+                    opp_id,
+                    f"won opportunity of referral {referral_id} has no reward",
+                    (_replay.opportunity_outcome(opportunity, when),),
+                    _reward_of(id15(opp_id)),
+                )
+            )
+        return repairs
 
     def _wrong_owner(self, mismatch: OwnerMismatch, summary: ReconcileSummary) -> None:
         lead_id, current, routed = mismatch.lead_id, mismatch.current_owner_id, mismatch.routed_owner_id
@@ -374,7 +427,8 @@ class Reconciler:
             fields={lead.owner: routed},
             expect={lead.owner: current},
         )
-        self._queue(summary, "wrong_owner", lead_id, f"{what}: {why}, so it goes to {routed}", [entry], [])
+        repair = _Repair("wrong_owner", lead_id, f"{what}: {why}, so it goes to {routed}", (), lambda e: True)
+        self._settle(summary, [repair], [entry], DecidedBatch())
 
     def _owner_is_standard(self, lead_id: str, owner_id: str) -> tuple[bool, str]:
         """Whether the lead's owner is one no person chose: a queue, the integration user, or the owner the
@@ -398,70 +452,6 @@ class Reconciler:
             self._integration_ids = frozenset(ids)
         return self._integration_ids
 
-    def _status_lags(self, lags: Sequence[StatusLag], summary: ReconcileSummary) -> None:
-        if not lags:
-            return
-        if self._lifecycle is None:
-            for lag in lags:
-                d = lag.decision
-                self._found(
-                    summary,
-                    "status_lag",
-                    lag.referral_id,
-                    f"{d.previous_status} should be {d.status} ({d.reason}): not repaired",
-                    "reported",
-                )
-            return
-        entries = self._lifecycle.status_entries(lags)
-        for lag in lags:
-            d = lag.decision
-            mine = [e for e in entries if lag.referral_id in e.key or (lag.lead_id or "\0") in e.key]
-            self._queue(
-                summary,
-                "status_lag",
-                lag.referral_id,
-                f"{d.previous_status} -> {d.status}",
-                mine,
-                [],
-                commit=False,
-            )
-        self._commit(entries, [], summary)
-
-    def _missing_rewards(self, won: Sequence[tuple[str, str, str]], summary: ReconcileSummary) -> None:
-        rew = self._rules.mapping.reward
-        rewarded: set[str] = set()
-        for chunk in chunked_in(sorted({opp for _, opp, _ in won})):
-            template = f"SELECT {rew.opportunity} FROM {rew.object} WHERE {rew.opportunity} IN {{ids}}"
-            rewarded |= {
-                id15(r.get(rew.opportunity)) for r in self._client.query(soql(template, ids=IdList(chunk)))
-            }
-        missing = [MissingReward(r, o, a) for r, o, a in won if id15(o) not in rewarded]
-        if not missing:
-            return
-        if self._lifecycle is None:
-            for item in missing:
-                self._found(
-                    summary,
-                    "reward_missing",
-                    item.opportunity_id,
-                    f"won opportunity of referral {item.referral_id} has no reward: not repaired",
-                    "reported",
-                )
-            return
-        entries = self._lifecycle.reward_entries(missing)
-        for item in missing:
-            mine = [e for e in entries if id15(item.opportunity_id) in e.key]
-            self._queue(
-                summary,
-                "reward_missing",
-                item.opportunity_id,
-                f"referral {item.referral_id}",
-                mine,
-                [],
-                commit=False,
-            )
-        self._commit(entries, [], summary)
-
     # -- leads without a referral ------------------------------------------------------------------------
 
     def _sweep_leads(
@@ -480,18 +470,16 @@ class Reconciler:
             params["until"] = until
         total = self._count(where, lead.object, **params)
         done = 0
-        pending: list[tuple[ReferralCandidate, Mapping[str, Any]]] = []
+        pending: list[dict[str, Any]] = []
         report("leads", 0, total)
-        for page in self._pages(", ".join(self._lead_fields()), lead.object, where, **params):
+        for page in self._pages(", ".join(self.lead_fields()), lead.object, where, **params):
             for row in page:
                 done += 1
-                if id15(row["Id"]) in referred:
+                if id15(row["Id"]) in referred or not self._is_referral_lead(row):
                     continue
-                candidate = self._candidate(row)
-                if candidate is not None:
-                    pending.append((candidate, row))
+                pending.append(row)
                 if len(pending) >= self._batch_size:
-                    self._repair_missing(pending, summary)
+                    self._run_repairs(self._missing_referrals(pending), summary)
                     pending = []
                     report("leads", done, total)  # a line per repair batch
                     if self._stopping():
@@ -500,141 +488,176 @@ class Reconciler:
             summary.leads_scanned = done
             report("leads", done, total)
         if pending and not self._stopping():
-            self._repair_missing(pending, summary)
+            self._run_repairs(self._missing_referrals(pending), summary)
 
-    def _candidate(self, row: Mapping[str, Any]) -> ReferralCandidate | None:
-        """The lead as its create event would have presented it (see `candidates.from_lead_change`).
+    def _is_referral_lead(self, row: Mapping[str, Any]) -> bool:
+        """A code that normalises to something (what `candidates.from_lead_change` requires)."""
+        m = self._rules.mapping
+        raw = row.get(m.lead.referral_code)
+        return isinstance(raw, str) and bool(raw.strip()) and bool(normalise_code(raw, m.referral_code))
+
+    def _missing_referrals(self, rows: Sequence[dict[str, Any]]) -> list[_Repair]:
+        """Each lead as its create event would have shown it, then (converted meanwhile) its conversion and its
+        opportunity's outcome.
 
         The standard owner is the current owner: after an outage nothing tells the assignment rules' choice
         from a later change by a person, so the owner update is conditional on this very owner and a lead a
-        person took over after the sweep read it stays theirs.
+        person takes over after the sweep read it stays theirs.
         """
         m = self._rules.mapping
-        raw = row.get(m.lead.referral_code)
-        if not isinstance(raw, str) or not raw.strip():
-            return None
-        code = normalise_code(raw, m.referral_code)
-        if not code:
-            return None
-        channel = row.get(m.lead.channel)
-        owner = row.get(m.lead.owner)
-        return ReferralCandidate(
-            source_key=f"reconcile:lead:{row['Id']}",
-            lead_id=str(row["Id"]),
-            raw_code=raw,
-            code=code,
-            channel=channel if channel in CHANNELS else None,
-            email=row.get(m.lead.email) or None,
-            fields={k: v for k, v in row.items() if k != "Id"},
-            standard_owner_id=str(owner) if owner else None,
-            created_at=parse_datetime(row.get("CreatedDate")),
-            current_owner_id=str(owner) if owner else None,
-        )
-
-    def _repair_missing(
-        self, batch: Sequence[tuple[ReferralCandidate, Mapping[str, Any]]], summary: ReconcileSummary
-    ) -> None:
-        lookups = self._lookups.fetch(
-            codes=[c.raw_code for c, _ in batch],
-            emails=[c.email for c, _ in batch],
-            exclude_lead_ids=[c.lead_id for c, _ in batch if c.lead_id],
-        )
-        now = self._clock()
-        entries: list[OutboxEntry] = []
-        logs: list[RoutingLogRow] = []
-        for candidate, row in batch:
-            lead_id = str(candidate.lead_id)
-            try:
-                outcome = decide_referral(candidate, lookups, self._rules, now)
-            except Exception as exc:  # a rule bug must cost one referral, not the sweep
-                log.error("reconcile.decision_failed", lead_id=lead_id, error=repr(exc))
-                self._found(summary, "missing_referral", lead_id, f"decision failed: {exc!r}", "reported")
-                continue
-            outbox = self._as_lead_is(outcome, row)
-            owner = outcome.routed_owner_id if outcome.routing.changes_owner else None
-            detail = (
-                f"created {parse_datetime(row.get('CreatedDate')):%Y-%m-%d %H:%M}, code {candidate.raw_code!r}:"
-                f" {outcome.routing.action} -> {owner or 'owner unchanged'} [{outcome.routing.rule}]"
+        converted_opps = [
+            str(r[m.lead.converted_opportunity])
+            for r in rows
+            if r.get(m.lead.is_converted) and r.get(m.lead.converted_opportunity)
+        ]
+        opportunities = self._opportunities(converted_opps) if converted_opps and self._lifecycle else {}
+        repairs: list[_Repair] = []
+        for row in rows:
+            lead_id = str(row["Id"])
+            created = parse_datetime(row.get("CreatedDate"))
+            messages = [_replay.lead_created(row, m, created)]
+            converted = bool(row.get(m.lead.is_converted))
+            if converted and self._lifecycle:
+                messages.append(_replay.lead_converted(row, m, parse_datetime(row.get("LastModifiedDate"))))
+                opp = opportunities.get(id15(row.get(m.lead.converted_opportunity)))
+                if opp is not None and opp.get("IsClosed"):
+                    when = parse_datetime(opp.get("LastModifiedDate"))
+                    messages.append(_replay.opportunity_outcome(opp, when))
+            key = f"referral:lead:{lead_id}"
+            repairs.append(
+                _Repair(
+                    "missing_referral",
+                    lead_id,
+                    f"created {created:%Y-%m-%d %H:%M}, code {row.get(m.lead.referral_code)!r}"
+                    + (", converted since" if converted else ""),
+                    tuple(messages),
+                    _key_is(key),
+                    lead_id=lead_id,
+                    converted=row if converted else None,
+                )
             )
-            if self._queue(summary, "missing_referral", lead_id, detail, outbox, [], commit=False):
-                logs.append(outcome.log)
-            entries.extend(outbox)
-        self._commit(entries, logs, summary)
+        return repairs
 
-    def _as_lead_is(self, outcome: ReferralOutcome, row: Mapping[str, Any]) -> list[OutboxEntry]:
-        """The outcome's writes, fitted to a lead that was converted meanwhile.
+    # -- deciding and queueing ---------------------------------------------------------------------------
+
+    def _run_repairs(self, repairs: Sequence[_Repair], summary: ReconcileSummary) -> None:
+        """Decide the repairs `batch_size` at a time through the daemon's processor, and queue them."""
+        if not self._lifecycle:
+            for repair in repairs:
+                if repair.kind in ("status_lag", "reward_missing"):
+                    self._found(
+                        summary, repair.kind, repair.record_id, f"{repair.detail}: not repaired", "reported"
+                    )
+            repairs = [r for r in repairs if r.kind == "missing_referral"]
+        for start in range(0, len(repairs), self._batch_size):
+            if self._stopping():
+                return
+            chunk = repairs[start : start + self._batch_size]
+            messages: dict[str, dict[str, Any]] = {}
+            for repair in chunk:
+                for message in repair.messages:
+                    messages.setdefault(_replay.event_key(message), message)  # one event, several findings
+            processed = self._processor.process(list(messages.values()))
+            outbox = self._fitted(chunk, processed.decided.outbox)
+            self._settle(summary, chunk, outbox, processed.decided, outcomes=processed.outcomes)
+
+    def _fitted(self, repairs: Sequence[_Repair], outbox: Sequence[OutboxEntry]) -> list[OutboxEntry]:
+        """The writes, fitted to leads converted meanwhile.
 
         A converted lead cannot be updated (CANNOT_UPDATE_CONVERTED_LEAD) and a "call the advocate first"
-        task is moot, so only the referral (already Converted, linked to the contact and opportunity) and
-        the advocate's email remain.
+        task is moot. Without the lifecycle, the referral itself is written already Converted and linked.
         """
         m = self._rules.mapping
-        if not row.get(m.lead.is_converted):
-            return list(outcome.outbox)
+        converted = {id15(r.lead_id): r.converted for r in repairs if r.converted is not None and r.lead_id}
+        if not converted:
+            return list(outbox)
         kept: list[OutboxEntry] = []
-        for entry in outcome.outbox:
-            if entry.sobject in (m.lead.object, "Task"):
+        for entry in outbox:
+            if entry.sobject == m.lead.object and id15(entry.record_id) in converted:
                 continue
-            if entry.sobject == m.referral.object:
-                status = str(entry.fields.get(m.referral.status) or "")
-                decision = next_referral_status(
-                    ReferralState(status),
-                    ReferralEvent(
-                        "lead_converted",
-                        contact_id=row.get(m.lead.converted_contact) or None,
-                        opportunity_id=row.get(m.lead.converted_opportunity) or None,
-                    ),
-                )
-                if decision is not None:
-                    fields = dict(entry.fields)
-                    fields[m.referral.status] = decision.status
-                    if decision.contact_id:
-                        fields[m.referral.contact] = decision.contact_id
-                    if decision.opportunity_id:
-                        fields[m.referral.opportunity] = decision.opportunity_id
-                    entry = replace(entry, fields=fields)
+            if entry.sobject == "Task" and id15(entry.fields.get("WhoId")) in converted:
+                continue
+            row = converted.get(id15(entry.fields.get(m.referral.lead)))
+            if not self._lifecycle and entry.sobject == m.referral.object and row is not None:
+                entry = self._as_converted(entry, row)
             kept.append(entry)
         return kept
 
-    # -- queueing ----------------------------------------------------------------------------------------
+    def _as_converted(self, entry: OutboxEntry, row: Mapping[str, Any]) -> OutboxEntry:
+        m = self._rules.mapping
+        ref = m.referral
+        decision = next_referral_status(
+            ReferralState(str(entry.fields.get(ref.status) or "")),
+            ReferralEvent(
+                "lead_converted",
+                contact_id=row.get(m.lead.converted_contact),
+                opportunity_id=row.get(m.lead.converted_opportunity),
+            ),
+        )
+        if decision is None:
+            return entry
+        fields = {**entry.fields, ref.status: decision.status}
+        if decision.contact_id:
+            fields[ref.contact] = decision.contact_id
+        if decision.opportunity_id:
+            fields[ref.opportunity] = decision.opportunity_id
+        return replace(entry, fields=fields)
+
+    def _settle(
+        self,
+        summary: ReconcileSummary,
+        repairs: Sequence[_Repair],
+        outbox: Sequence[OutboxEntry],
+        decided: DecidedBatch,
+        *,
+        outcomes: Sequence[Any] = (),
+    ) -> None:
+        """Record what each repair came to, and commit the batch (never its checkpoints or event keys)."""
+        dry = summary.dry_run or self._state is None
+        known: set[str] = set()
+        if not dry and self._state is not None:
+            known = {e.key for e in outbox if self._state.outbox_entry(e.key) is not None}
+        new_leads: set[str] = set()
+        for repair in repairs:
+            mine = [e for e in outbox if repair.marks(e)]
+            if not mine:
+                why = "the rules decided nothing to write (see the dead letters if a decision failed)"
+                self._found(summary, repair.kind, repair.record_id, f"{repair.detail}: {why}", "reported")
+            elif dry:
+                self._found(summary, repair.kind, repair.record_id, repair.detail, "would_queue")
+            elif all(e.key in known for e in mine):
+                status = self._state.outbox_entry(mine[0].key) if self._state else None
+                where = f" (in the outbox: {status.status})" if status else ""
+                self._found(summary, repair.kind, repair.record_id, repair.detail + where, "already_queued")
+            else:
+                self._found(
+                    summary, repair.kind, repair.record_id, self._describe(repair, outcomes), "queued"
+                )
+                if repair.lead_id:
+                    new_leads.add(id15(repair.lead_id))
+        if dry or self._state is None or not (outbox or decided.dead_letters):
+            return
+        logs = [row for row in decided.routing_log if id15(row.lead_id) in new_leads]
+        self._state.commit_batch(
+            DecidedBatch(outbox=list(outbox), routing_log=logs, dead_letters=list(decided.dead_letters))
+        )
+        summary.queued += sum(1 for e in outbox if e.key not in known)
+
+    @staticmethod
+    def _describe(repair: _Repair, outcomes: Sequence[Any]) -> str:
+        if repair.lead_id is None:
+            return repair.detail
+        for outcome in outcomes:
+            if outcome.candidate.lead_id == repair.lead_id:
+                owner = outcome.routed_owner_id if outcome.routing.changes_owner else None
+                return (
+                    f"{repair.detail}: {outcome.routing.action} -> {owner or 'owner unchanged'}"
+                    f" [{outcome.routing.rule}]"
+                )
+        return repair.detail
 
     def _found(
         self, summary: ReconcileSummary, kind: FindingKind, record_id: str, detail: str, repair: Repair
     ) -> None:
         summary.findings.append(Finding(kind, record_id, detail, repair))
         log.info("reconcile.found", kind=kind, record_id=record_id, repair=repair, detail=detail)
-
-    def _queue(
-        self,
-        summary: ReconcileSummary,
-        kind: FindingKind,
-        record_id: str,
-        detail: str,
-        entries: Sequence[OutboxEntry],
-        logs: Sequence[RoutingLogRow],
-        *,
-        commit: bool = True,
-    ) -> bool:
-        """Record a repair; True when it is new (its first entry was not in the outbox yet)."""
-        if summary.dry_run or self._state is None:
-            self._found(summary, kind, record_id, detail, "would_queue")
-            return False
-        existing = self._state.outbox_entry(entries[0].key) if entries else None
-        if existing is not None:
-            self._found(
-                summary, kind, record_id, f"{detail} (in the outbox: {existing.status})", "already_queued"
-            )
-            return False
-        self._found(summary, kind, record_id, detail, "queued")
-        if commit:
-            self._commit(entries, logs, summary)
-        return True
-
-    def _commit(
-        self, entries: Sequence[OutboxEntry], logs: Sequence[RoutingLogRow], summary: ReconcileSummary
-    ) -> None:
-        if summary.dry_run or self._state is None or not entries:
-            return
-        new = sum(1 for e in entries if self._state.outbox_entry(e.key) is None)
-        self._state.commit_batch(DecidedBatch(outbox=list(entries), routing_log=list(logs)))
-        summary.queued += new
