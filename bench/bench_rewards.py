@@ -139,6 +139,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=500)
     parser.add_argument("--latency-ms", type=int, default=0)
+    parser.add_argument("--routing-only", action="store_true", help="measure only the routing burst")
     args = parser.parse_args()
     n = args.n
     with tempfile.TemporaryDirectory() as tmp:
@@ -184,6 +185,11 @@ def main() -> int:
                 leads.extend(str(r["id"]) for r in results)
 
             routing_calls, routing_s = _measure(org, state, "referral:%", n, create, "routing")
+            if args.routing_only:
+                print(
+                    f"routing:    {routing_calls:5d} API calls, {routing_calls / n:.3f} per lead, {routing_s:.1f} s"
+                )
+                return 0
             opportunities: list[str] = []
 
             def convert() -> None:

@@ -69,12 +69,7 @@ from sfconnector.rules.rewards import (
     decide_clawback,
     decide_rewards,
 )
-from sfconnector.rules.totals import (
-    ReferralRecord,
-    RewardRecord,
-    recompute_totals,
-    successful_referrals_excluding,
-)
+from sfconnector.rules.totals import COUNTED_REFERRAL_STATUSES, totals_from_aggregates
 from sfconnector.state import NewDeadLetter, OutboxEntry
 
 log = structlog.get_logger("sfconnector.lifecycle")
@@ -161,6 +156,15 @@ def _existing(row: RewardRow) -> ExistingReward:
     )
 
 
+def _counted(status: str) -> tuple[bool, bool]:
+    """Where a referral status counts: (in Total_Referrals__c, in Successful_Referrals__c)."""
+    return status in COUNTED_REFERRAL_STATUSES, status == WON
+
+
+def _landed(stored: datetime | None, decided: datetime | None) -> bool:
+    return stored is not None and decided is not None and stored >= decided
+
+
 class _Memory:
     """What this process decided recently and may still be writing: overlaid on Salesforce's answers."""
 
@@ -175,6 +179,17 @@ class _Memory:
         self.referrals = {k: v for k, v in self.referrals.items() if v[0] >= horizon}
         self.rewards = {k: v for k, v in self.rewards.items() if v[0] >= horizon}
         self.totals = {k: v for k, v in self.totals.items() if v[0] >= horizon}
+
+    def forget_landed(self, referrals: Iterable[ReferralRow], rewards: Iterable[RewardRow]) -> None:
+        """Drop what Salesforce now shows as written (or changed since): the overlay is no longer needed."""
+        for row in referrals:
+            held = self.referrals.get(row.key)
+            if held is not None and _landed(row.last_modified, held[1].last_modified):
+                del self.referrals[row.key]
+        for reward in rewards:
+            kept = self.rewards.get(reward.key)
+            if kept is not None and _landed(reward.last_modified, kept[1].last_modified):
+                del self.rewards[reward.key]
 
     def apply(
         self,
@@ -251,16 +266,30 @@ class _Batch:
         self.decided_rewards: dict[str, RewardRow] = {}
         self.written_totals: dict[str, tuple[int, int, Decimal]] = {}
         self.touched: set[str] = set()  # advocate ids (15)
+        self.dirty: set[str] = set()  # advocates whose totals this batch may change
+        self.aggregates_read = False
         self.advocates: dict[str, AdvocateRow] = {}
         self.event_keys_by_advocate: dict[str, set[str]] = {}
         self.status_changes: list[tuple[ReferralRow, StatusDecision]] = []  # told once advocates are read
+        # What Salesforce holds for the keys read, and its aggregates per advocate: totals are the aggregates
+        # with each overlaid key's Salesforce version swapped for the newest one (see `_counts`).
+        self.sf_referrals: dict[str, ReferralRow] = {}
+        self.sf_rewards: dict[str, RewardRow] = {}
+        self.referral_agg: dict[str, dict[str, int]] = {}
+        self.reward_agg: dict[str, dict[str, Decimal]] = {}
+        self.overlay_referrals: set[str] = set(self.memory.referrals)
+        self.overlay_rewards: set[str] = set(self.memory.rewards)
 
     # -- working set ------------------------------------------------------------------------------------
 
-    def _put_referral(self, row: ReferralRow) -> None:
+    def _put_referral(self, row: ReferralRow, *, from_salesforce: bool = False) -> None:
         self.referrals[row.key] = _newest(self.referrals.get(row.key), row)
+        if from_salesforce:
+            self.sf_referrals[row.key] = row
 
-    def _put_reward(self, row: RewardRow) -> None:
+    def _put_reward(self, row: RewardRow, *, from_salesforce: bool = False) -> None:
+        if from_salesforce:
+            self.sf_rewards[row.key] = row
         held = self.rewards.get(row.key)
         if held is None or (row.last_modified or datetime.min.replace(tzinfo=UTC)) >= (
             held.last_modified or datetime.min.replace(tzinfo=UTC)
@@ -268,14 +297,20 @@ class _Batch:
             self.rewards[row.key] = replace(row, id=row.id or (held.id if held else None))
 
     def _decided_referral(self, row: ReferralRow) -> None:
+        before = self.referrals.get(row.key)
+        if before is None or _counted(before.status) != _counted(row.status):
+            self.dirty.add(id15(row.advocate_id))
         row = replace(row, last_modified=self.now)
         self.referrals[row.key] = row
         self.decided_referrals[row.key] = row
+        self.overlay_referrals.add(row.key)
 
     def _decided_reward(self, row: RewardRow) -> None:
+        self.dirty.add(id15(row.advocate_id))
         row = replace(row, last_modified=self.now)
         self.rewards[row.key] = row
         self.decided_rewards[row.key] = row
+        self.overlay_rewards.add(row.key)
 
     def _touch(self, advocate_id: str | None, event_key: str) -> None:
         if advocate_id:
@@ -296,13 +331,17 @@ class _Batch:
         for _, row in self.memory.referrals.values():
             self._put_referral(row)
         for row in in_salesforce:
-            self._put_referral(row)
+            self._put_referral(row, from_salesforce=True)
         self._routed(existing_keys)
         reward_rows = (
             self.reader.rewards_by_id([r.reward_id for r in signals.rewards]) if signals.rewards else []
         )
+        for _, reward in self.memory.rewards.values():
+            self._put_reward(reward)
         for reward in reward_rows:
+            self._put_reward(reward, from_salesforce=True)
             self._touch(reward.advocate_id, "reward:" + (reward.id or ""))
+            self.dirty.add(id15(reward.advocate_id))
         for conversion in signals.conversions:
             self._lead_event(
                 conversion.lead_id,
@@ -322,13 +361,7 @@ class _Batch:
         opportunities = self.reader.opportunities(list(linked)) if linked else {}
         if not self.touched:
             return self.result
-        self.advocates = self.reader.advocates(sorted(self.touched))
-        for row in self.reader.referrals_of_advocates(sorted(self.touched)):
-            self._put_referral(row)
-        for _, reward in self.memory.rewards.values():
-            self._put_reward(reward)
-        for reward in self.reader.rewards_of(sorted(self.touched), list(linked)):
-            self._put_reward(reward)
+        self._read_advocates(list(linked))
         for opp_id, rows in linked.items():
             opportunity = opportunities.get(id15(opp_id))
             if opportunity is None:
@@ -343,6 +376,61 @@ class _Batch:
         self._reward_changes(reward_rows)
         self._totals()
         return self.result
+
+    def _read_advocates(self, opportunity_ids: list[str]) -> None:
+        """The touched advocates and the rewards of the opportunities."""
+        self.advocates = self.reader.advocates(sorted(self.touched))
+        for reward in self.reader.rewards_of([], opportunity_ids) if opportunity_ids else []:
+            self._put_reward(reward, from_salesforce=True)
+
+    def _aggregates(self) -> None:
+        """Read once, when a total or a tier is needed (a batch of conversions needs neither)."""
+        if self.aggregates_read:
+            return
+        self.aggregates_read = True
+        touched = sorted(self.touched)
+        self.referral_agg = self.reader.referral_counts(touched)
+        self.reward_agg = self.reader.reward_sums(touched)
+        unread_referrals = [
+            k
+            for k in self.overlay_referrals
+            if k not in self.sf_referrals
+            and id15(self.referrals[k].advocate_id) in self.touched
+            and "@{" not in k
+        ]
+        for row in self.reader.referrals_by(keys=unread_referrals) if unread_referrals else []:
+            self._put_referral(row, from_salesforce=True)
+        unread_rewards = [
+            k
+            for k in self.overlay_rewards
+            if k not in self.sf_rewards and id15(self.rewards[k].advocate_id) in self.touched
+        ]
+        for reward in self.reader.rewards_by_key(unread_rewards) if unread_rewards else []:
+            self._put_reward(reward, from_salesforce=True)
+        self.memory.forget_landed(self.sf_referrals.values(), self.sf_rewards.values())
+
+    def _referral_counts(self, advocate_id: str) -> dict[str, int]:
+        """The aggregates with the Salesforce version of every overlaid record swapped for the newest one."""
+        self._aggregates()
+        counts = dict(self.referral_agg.get(advocate_id, {}))
+        for key in self.overlay_referrals:
+            stored, current = self.sf_referrals.get(key), self.referrals.get(key)
+            if stored is not None and id15(stored.advocate_id) == advocate_id:
+                counts[stored.status] = counts.get(stored.status, 0) - 1
+            if current is not None and id15(current.advocate_id) == advocate_id:
+                counts[current.status] = counts.get(current.status, 0) + 1
+        return counts
+
+    def _reward_sums(self, advocate_id: str) -> dict[str, Decimal]:
+        self._aggregates()
+        sums = dict(self.reward_agg.get(advocate_id, {}))
+        for key in self.overlay_rewards:
+            stored, current = self.sf_rewards.get(key), self.rewards.get(key)
+            if stored is not None and id15(stored.advocate_id) == advocate_id:
+                sums[stored.status] = sums.get(stored.status, Decimal(0)) - stored.amount
+            if current is not None and id15(current.advocate_id) == advocate_id:
+                sums[current.status] = sums.get(current.status, Decimal(0)) + current.amount
+        return sums
 
     # -- routing replays --------------------------------------------------------------------------------
 
@@ -453,16 +541,15 @@ class _Batch:
         return [_existing(r) for r in self.rewards.values() if id15(r.opportunity_id) == id15(opp_id)]
 
     def _advocate_facts(self, advocate: AdvocateRow, referral_key: str) -> AdvocateFacts:
-        mine = [
-            ReferralRecord(r.key, r.status, r.last_modified)
-            for r in self.referrals.values()
-            if id15(r.advocate_id) == id15(advocate.id)
-        ]
+        won = self._referral_counts(id15(advocate.id)).get(WON, 0)
+        this = self.referrals.get(referral_key)
+        if this is not None and this.status == WON and id15(this.advocate_id) == id15(advocate.id):
+            won -= 1  # tiers count the advocate's other successful referrals
         return AdvocateFacts(
             id=advocate.id,
             program=advocate.program,
             preferred_reward=advocate.preferred_reward,
-            successful_referrals=successful_referrals_excluding(mine, referral_key),
+            successful_referrals=max(won, 0),
             status=advocate.status,
             fields=advocate.fields,
         )
@@ -601,6 +688,10 @@ class _Batch:
         if not wanted:
             return
         logged = self.reader.logged_notifications([f"notify:{r.key}:{s}" for r, s in wanted])
+        known = {id15(r.id) for r in self.referrals.values() if r.id}
+        unread = [str(r.referral_id) for r, _ in wanted if r.referral_id and id15(r.referral_id) not in known]
+        for row in self.reader.referrals_by(ids=unread) if unread else []:
+            self._put_referral(row, from_salesforce=True)
         for reward, status in wanted:
             if f"notify:{reward.key}:{status}" in logged:
                 continue
@@ -734,21 +825,12 @@ class _Batch:
 
     def _totals(self) -> None:
         adv = self.mapping.advocate
-        for advocate_id in sorted(self.touched):
+        for advocate_id in sorted(self.dirty & self.touched):
             advocate = self.advocates.get(advocate_id)
             if advocate is None:
                 continue
-            totals = recompute_totals(
-                [
-                    ReferralRecord(r.key, r.status, r.last_modified)
-                    for r in self.referrals.values()
-                    if id15(r.advocate_id) == advocate_id
-                ],
-                [
-                    RewardRecord(r.key, r.amount, r.status, r.last_modified)
-                    for r in self.rewards.values()
-                    if id15(r.advocate_id) == advocate_id
-                ],
+            totals = totals_from_aggregates(
+                self._referral_counts(advocate_id), self._reward_sums(advocate_id)
             )
             values = (totals.total_referrals, totals.successful_referrals, totals.reward_balance)
             remembered = self.memory.totals.get(advocate_id)

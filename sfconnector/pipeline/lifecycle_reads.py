@@ -17,6 +17,10 @@ from sfconnector.pipeline.lookups import Querier
 from sfconnector.rules.rewards import RewardRules
 from sfconnector.soql import IdList, chunked_in, soql
 
+# Values per IN list: long statements go to Salesforce in a Composite body (one API call, up to 100,000
+# characters), so a batch's keys fit one query instead of one per 2,000 characters of URL.
+IN_CHARS = 16_000
+
 
 def id15(value: object) -> str:
     return str(value or "")[:15]
@@ -135,7 +139,7 @@ class LifecycleReader:
 
     def _query_in(self, template: str, ids: Iterable[str]) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []
-        for chunk in chunked_in(sorted({i for i in ids if i})):
+        for chunk in chunked_in(sorted({i for i in ids if i}), IN_CHARS):
             rows.extend(self._client.query(soql(template, values=IdList(chunk))))
         return rows
 
@@ -192,14 +196,41 @@ class LifecycleReader:
             seen[str(row["Id"])] = self._referral(row)
         return list(seen.values())
 
-    def referrals_of_advocates(self, advocate_ids: Sequence[str]) -> list[ReferralRow]:
+    def referrals_by(self, *, ids: Sequence[str] = (), keys: Sequence[str] = ()) -> list[ReferralRow]:
+        """Referrals by record id or by External_Key__c (one query per kind, chunked)."""
         ref = self._mapping.referral
-        return [
-            self._referral(r)
-            for r in self._query_in(
-                f"{self._referral_select()} WHERE {ref.advocate} IN {{values}}", advocate_ids
+        rows = self._query_in(f"{self._referral_select()} WHERE Id IN {{values}}", ids)
+        for chunk in chunked_in(sorted(set(keys)), IN_CHARS):
+            rows += self._client.query(
+                soql(f"{self._referral_select()} WHERE {ref.external_key} IN {{values}}", values=chunk)
             )
-        ]
+        return [self._referral(r) for r in rows]
+
+    def referral_counts(self, advocate_ids: Sequence[str]) -> dict[str, dict[str, int]]:
+        """Advocate id (15) -> referral status -> count: one aggregate query."""
+        ref = self._mapping.referral
+        template = (
+            f"SELECT {ref.advocate}, {ref.status}, COUNT(Id) n FROM {ref.object} WHERE {ref.advocate} IN {{values}}"
+            f" GROUP BY {ref.advocate}, {ref.status}"
+        )
+        out: dict[str, dict[str, int]] = {}
+        for row in self._query_in(template, advocate_ids):
+            by_status = out.setdefault(id15(row.get(ref.advocate)), {})
+            by_status[str(row.get(ref.status) or "")] = int(row.get("n") or 0)
+        return out
+
+    def reward_sums(self, advocate_ids: Sequence[str]) -> dict[str, dict[str, Decimal]]:
+        """Advocate id (15) -> reward status -> sum of Amount__c: one aggregate query."""
+        rw = self._mapping.reward
+        template = (
+            f"SELECT {rw.advocate}, {rw.status}, SUM({rw.amount}) total FROM {rw.object}"
+            f" WHERE {rw.advocate} IN {{values}} GROUP BY {rw.advocate}, {rw.status}"
+        )
+        out: dict[str, dict[str, Decimal]] = {}
+        for row in self._query_in(template, advocate_ids):
+            by_status = out.setdefault(id15(row.get(rw.advocate)), {})
+            by_status[str(row.get(rw.status) or "")] = _decimal(row.get("total")) or Decimal(0)
+        return out
 
     # -- rewards ----------------------------------------------------------------------------------------
 
@@ -233,6 +264,15 @@ class LifecycleReader:
             self._reward(r)
             for r in self._query_in(f"{self._reward_select()} WHERE Id IN {{values}}", reward_ids)
         ]
+
+    def rewards_by_key(self, keys: Sequence[str]) -> list[RewardRow]:
+        rw = self._mapping.reward
+        rows: list[dict[str, Any]] = []
+        for chunk in chunked_in(sorted(set(keys)), IN_CHARS):
+            rows += self._client.query(
+                soql(f"{self._reward_select()} WHERE {rw.external_key} IN {{values}}", values=chunk)
+            )
+        return [self._reward(r) for r in rows]
 
     def rewards_of(self, advocate_ids: Sequence[str], opportunity_ids: Sequence[str]) -> list[RewardRow]:
         """Rewards of these advocates (for their totals) or these opportunities (one reward per rule and
@@ -318,7 +358,7 @@ class LifecycleReader:
         if not wanted:
             return set()
         found: set[str] = set()
-        for chunk in chunked_in(wanted):
+        for chunk in chunked_in(wanted, IN_CHARS):
             for row in self._client.query(
                 soql("SELECT External_Key__c FROM Task WHERE External_Key__c IN {v}", v=chunk)
             ):

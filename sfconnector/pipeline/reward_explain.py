@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from sfconnector.pipeline.lifecycle_reads import AdvocateRow, LifecycleReader, ReferralRow, RewardRow, id15
-from sfconnector.rules.lifecycle import FINAL_STATUSES
+from sfconnector.rules.lifecycle import FINAL_STATUSES, WON
 from sfconnector.rules.rewards import (
     AdvocateFacts,
     ExistingReward,
@@ -21,7 +21,6 @@ from sfconnector.rules.rewards import (
     WonOpportunityFacts,
     explain_rewards,
 )
-from sfconnector.rules.totals import ReferralRecord, successful_referrals_excluding
 
 
 class OpportunityNotFound(LookupError):
@@ -101,10 +100,8 @@ def explain_opportunity(
     advocate = reader.advocates([referral.advocate_id]).get(id15(referral.advocate_id))
     if advocate is None:
         return _with(base, note=f"advocate {referral.advocate_id} not found")
-    mine = reader.referrals_of_advocates([advocate.id])
-    successful = successful_referrals_excluding(
-        [ReferralRecord(r.key, r.status, r.last_modified) for r in mine], referral.key
-    )
+    won = reader.referral_counts([advocate.id]).get(id15(advocate.id), {}).get(WON, 0)
+    successful = max(won - (1 if referral.status == WON else 0), 0)  # the advocate's *other* wins
     facts = WonOpportunityFacts(
         opportunity_id=opp_id,
         amount=base.amount,
