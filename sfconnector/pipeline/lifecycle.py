@@ -74,9 +74,8 @@ from sfconnector.state import NewDeadLetter, OutboxEntry
 
 log = structlog.get_logger("sfconnector.lifecycle")
 
-MEMORY_SECONDS = (
-    900.0  # how long a decided write is overlaid on what Salesforce shows (the outbox drains in seconds)
-)
+# How long a decided write is overlaid on what Salesforce shows (the outbox drains in seconds).
+MEMORY_SECONDS = 900.0
 
 
 @dataclass(frozen=True)
