@@ -306,8 +306,9 @@ class Daemon:
             self._reconcile_wakeup.clear()
             reasons, self.reconcile_requested[:] = list(self.reconcile_requested), []
             now = datetime.now(UTC)
-            # A scheduled sweep leaves the last minute to the stream, which is deciding those leads now.
-            until = None if reasons else now - timedelta(seconds=60)
+            # A scheduled sweep leaves the stream the leads it is deciding now: the last minute, or half a
+            # period when sweeps come more often than that.
+            until = None if reasons else now - timedelta(seconds=min(60.0, cfg.period_seconds / 2))
             self._sweeping = True
             try:
                 summary = await asyncio.to_thread(
