@@ -234,7 +234,7 @@ class LifecycleDecider:
         if not signals and not any(o.advocate is not None for o in outcomes):
             return LifecycleResult()
         self._memory.expire()
-        batch = _Batch(self, signals, outcomes, now)
+        batch = _Batch(self._rules, self._rewards, self._reader, self._memory, signals, outcomes, now)
         result = batch.run()
         self._memory.apply(
             batch.decided_referrals.values(), batch.decided_rewards.values(), batch.written_totals
@@ -247,16 +247,16 @@ class _Batch:
 
     def __init__(
         self,
-        decider: LifecycleDecider,
+        rules: DecisionRules,
+        rewards: RewardRules | None,
+        reader: LifecycleReader,
+        memory: _Memory,
         signals: LifecycleSignals,
         outcomes: Sequence[ReferralOutcome],
         now: datetime,
     ) -> None:
-        self.d = decider
-        self.mapping = decider._rules.mapping
-        self.templates = decider._rules.notifications
-        self.reader = decider._reader
-        self.memory = decider._memory
+        self.mapping, self.templates, self.reward_rules = rules.mapping, rules.notifications, rewards
+        self.reader, self.memory = reader, memory
         self.signals, self.outcomes, self.now = signals, outcomes, now
         self.result = LifecycleResult()
         self.referrals: dict[str, ReferralRow] = {}  # by key: Salesforce overlaid with memory and this batch
@@ -526,13 +526,13 @@ class _Batch:
         kind = _opportunity_event(opportunity)
         decision = self._apply(row, ReferralEvent(kind, opportunity_id=opp_id), event_key)
         row = self.referrals[key]
-        rules = self.d._rewards
+        rules = self.reward_rules
         if rules is None or not row.advocate_id:
             return
         if kind == "opportunity_won" and row.status == WON:
-            self._won(row, opp_id, opportunity, changed_on)
+            self._won(rules, row, opp_id, opportunity, changed_on)
         elif decision is not None and decision.clawback:
-            self._clawback(row, opp_id, kind, changed_on)
+            self._clawback(rules, row, opp_id, kind, changed_on)
 
     # -- rewards ----------------------------------------------------------------------------------------
 
@@ -553,8 +553,14 @@ class _Batch:
             fields=advocate.fields,
         )
 
-    def _won(self, row: ReferralRow, opp_id: str, opportunity: Mapping[str, Any], changed_on: date) -> None:
-        assert self.d._rewards is not None
+    def _won(
+        self,
+        rules: RewardRules,
+        row: ReferralRow,
+        opp_id: str,
+        opportunity: Mapping[str, Any],
+        changed_on: date,
+    ) -> None:
         advocate = self.advocates.get(id15(row.advocate_id))
         if advocate is None:
             return
@@ -574,7 +580,7 @@ class _Batch:
                 facts,
                 self._advocate_facts(advocate, row.key),
                 self._rewards_of(opp_id),
-                self.d._rewards,
+                rules,
                 changed_on,
             )
         except Exception as exc:  # a rule bug costs this reward (dead letter), not the daemon
@@ -593,8 +599,9 @@ class _Batch:
                     decision.payable_on,
                 )
 
-    def _clawback(self, row: ReferralRow, opp_id: str, kind: EventKind, changed_on: date) -> None:
-        assert self.d._rewards is not None
+    def _clawback(
+        self, rules: RewardRules, row: ReferralRow, opp_id: str, kind: EventKind, changed_on: date
+    ) -> None:
         existing = self._rewards_of(opp_id)
         originals = [
             r
@@ -606,7 +613,7 @@ class _Batch:
         reversal = OpportunityReversalFacts(
             opp_id, "lost" if kind == "opportunity_lost" else "reopened", won_on, changed_on
         )
-        for decision in decide_clawback(reversal, existing, self.d._rewards):
+        for decision in decide_clawback(reversal, existing, rules):
             self._write_reward(decision, row)
 
     def _write_reward(self, decision: RewardDecision, row: ReferralRow) -> None:
