@@ -113,6 +113,7 @@ def test_dry_run_decides_but_queues_and_writes_nothing(
     for lead_id in lead_ids:
         assert lead_id in result.stdout
     assert "would be queued" in result.stdout
+    assert "reconcile: leads 2/2" in result.stderr  # progress, a line per page when not on a terminal
     assert not (tmp_path / "state.db").exists()
     assert sf.query("SELECT COUNT() FROM Referral__c")["totalSize"] == 0
 
