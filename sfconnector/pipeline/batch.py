@@ -84,11 +84,12 @@ class BatchProcessor:
                 if event.is_gap or event.is_overflow:
                     gaps.append(event)
                     continue
-                if event.entity == self._rules.mapping.advocate.object:
-                    self._lookups.invalidate_advocates(event.record_ids)
                 if event.client_name() == self._own:
+                    # Our own writes to advocates are their totals, which routing never reads: the cache stays.
                     own += 1
                     continue
+                if event.entity == self._rules.mapping.advocate.object:
+                    self._lookups.invalidate_advocates(event.record_ids)
             events.append(event)
             originals[event.key] = message
         outcomes, more_dead = self._decide(events, originals)
