@@ -28,7 +28,7 @@ from sfconnector.mapping.codes import normalise_code
 from sfconnector.pipeline.batch import BatchProcessor
 from sfconnector.pipeline.lifecycle import PipelineLookups, PipelineRules
 from sfconnector.pipeline.lookups import OrgLookups
-from sfconnector.pipeline.referrals import DecisionRules
+from sfconnector.pipeline.referrals import REASON_MAX, DecisionRules
 from sfconnector.reconcile import _replay
 from sfconnector.reconcile._findings import (
     KINDS,
@@ -565,7 +565,8 @@ class Reconciler:
         """The writes, fitted to leads converted meanwhile.
 
         A converted lead cannot be updated (CANNOT_UPDATE_CONVERTED_LEAD) and a "call the advocate first"
-        task is moot. Without the lifecycle, the referral itself is written already Converted and linked.
+        task is moot; its referral names no routed owner (nobody was routed) and says why. Without the
+        lifecycle, the referral itself is written already Converted and linked.
         """
         m = self._rules.mapping
         converted = {id15(r.lead_id): r.converted for r in repairs if r.converted is not None and r.lead_id}
@@ -578,8 +579,15 @@ class Reconciler:
             if entry.sobject == "Task" and id15(entry.fields.get("WhoId")) in converted:
                 continue
             row = converted.get(id15(entry.fields.get(m.referral.lead)))
-            if not self._lifecycle and entry.sobject == m.referral.object and row is not None:
-                entry = self._as_converted(entry, row)
+            if entry.sobject == m.referral.object and row is not None:
+                ref = m.referral
+                reason = f"converted before the connector saw it: owner left as is | {entry.fields.get(ref.routing_reason)}"
+                entry = replace(
+                    entry,
+                    fields={**entry.fields, ref.routed_owner: None, ref.routing_reason: reason[:REASON_MAX]},
+                )
+                if not self._lifecycle:
+                    entry = self._as_converted(entry, row)
             kept.append(entry)
         return kept
 
@@ -648,6 +656,8 @@ class Reconciler:
         if repair.lead_id is None:
             return repair.detail
         for outcome in outcomes:
+            if outcome.candidate.lead_id == repair.lead_id and repair.converted is not None:
+                return f"{repair.detail}: referral recorded [{outcome.routing.rule}], owner left as is"
             if outcome.candidate.lead_id == repair.lead_id:
                 owner = outcome.routed_owner_id if outcome.routing.changes_owner else None
                 return (
