@@ -183,8 +183,11 @@ def test_missed_lead_converted_meanwhile_gets_a_converted_referral_and_no_lead_u
     ).json()
     result = _json(_reconcile(config, "--drain", "--json"))
     assert result["drained"]["dead"] == 0
-    (referral,) = sf.query("SELECT Status__c, Contact__c, Opportunity__c FROM Referral__c")["records"]
+    (referral,) = sf.query("SELECT Status__c, Contact__c, Opportunity__c, Routed_Owner__c FROM Referral__c")[
+        "records"
+    ]
     assert referral["Status__c"] == "Converted"
+    assert referral["Routed_Owner__c"] is None  # nobody was routed: the lead was converted first
     assert referral["Contact__c"] == converted["contactId"]
     assert referral["Opportunity__c"] == converted["opportunityId"]
     assert sf.query("SELECT COUNT() FROM Task")["totalSize"] == 0
