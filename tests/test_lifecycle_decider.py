@@ -267,3 +267,13 @@ def test_totals_entries_differ_when_values_return_to_an_earlier_state() -> None:
         for r in (up, down, again)
     ]
     assert successful == [1, 0, 1]
+
+
+def test_a_batch_decided_again_after_a_failed_commit_decides_the_same_writes() -> None:
+    """The daemon retries a batch whose commit failed: its first, lost decisions must not silence it."""
+    org = FakeOrg()
+    lifecycle = decider(org)
+    first = lifecycle.decide([converted()], [], NOW)
+    retried = lifecycle.decide([converted()], [], NOW)
+    assert [e.key for e in retried.outbox] == [e.key for e in first.outbox]
+    assert any(e.key.startswith("referral-status:") for e in retried.outbox)

@@ -172,6 +172,15 @@ class _Memory:
         self.referrals: dict[str, tuple[float, ReferralRow]] = {}
         self.rewards: dict[str, tuple[float, RewardRow]] = {}
         self.totals: dict[str, tuple[float, tuple[int, int, Decimal]]] = {}
+        self._last: tuple[frozenset[str], tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] | None = None
+
+    def begin(self, batch_keys: frozenset[str]) -> None:
+        """A batch decided again (the daemon retries one whose commit failed) starts from the memory it
+        started from the first time: its own uncommitted decisions must not make it decide nothing."""
+        if self._last is not None and self._last[0] == batch_keys:
+            referrals, rewards, totals = self._last[1]
+            self.referrals, self.rewards, self.totals = dict(referrals), dict(rewards), dict(totals)
+        self._last = (batch_keys, (dict(self.referrals), dict(self.rewards), dict(self.totals)))
 
     def expire(self) -> None:
         horizon = self._clock() - self._seconds
@@ -233,6 +242,9 @@ class LifecycleDecider:
         """The same decisions from triggers built elsewhere (reconciliation builds them from SOQL)."""
         if not signals and not any(o.advocate is not None for o in outcomes):
             return LifecycleResult()
+        self._memory.begin(
+            frozenset(signals.event_keys) | frozenset(o.candidate.source_key for o in outcomes)
+        )
         self._memory.expire()
         batch = _Batch(self._rules, self._rewards, self._reader, self._memory, signals, outcomes, now)
         result = batch.run()
