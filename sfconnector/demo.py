@@ -517,7 +517,8 @@ def _report(
     echo("\nWhy:")
     for line in reasons:
         echo(line)
-    tasks = org.query("SELECT Subject, OwnerId FROM Task")
+    # Open tasks are the reps' to-dos; completed ones log the reward emails sent on a person's change.
+    tasks = org.query("SELECT Subject, OwnerId FROM Task WHERE IsClosed = false")
     echo(f"\nTasks for reps ({len(tasks)}):")
     for t in tasks:
         echo(f"   {name(t['OwnerId'])}: {t['Subject']}")
