@@ -283,7 +283,7 @@ class _Batch:
         self.event_keys_by_advocate: dict[str, set[str]] = {}
         self.status_changes: list[tuple[ReferralRow, StatusDecision]] = []  # told once advocates are read
         # What Salesforce holds for the keys read, and its aggregates per advocate: totals are the aggregates
-        # with each overlaid key's Salesforce version swapped for the newest one (see `_counts`).
+        # with each overlaid key's Salesforce version swapped for the newest one (see `_referral_counts`).
         self.sf_referrals: dict[str, ReferralRow] = {}
         self.sf_rewards: dict[str, RewardRow] = {}
         self.referral_agg: dict[str, dict[str, int]] = {}
