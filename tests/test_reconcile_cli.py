@@ -200,3 +200,12 @@ def test_bad_since_is_a_clear_error(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2
     assert "2026-11-20" in result.output and "Traceback" not in result.output
+
+
+def test_unusable_state_file_is_a_clear_error(emulator: Emulator, tmp_path: Path) -> None:
+    """A state file that is not one is named in one line, never a traceback."""
+    config = write_config(tmp_path, emulator)
+    (tmp_path / "state.db").write_text("not a database " * 100)
+    result = _reconcile(config)
+    assert result.exit_code == 1
+    assert "not a usable sfconnector state file" in result.output and "Traceback" not in result.output

@@ -141,10 +141,10 @@ def reconcile(
     from sfconnector.wiring import connect
 
     state = None
-    if not dry_run or config.state.path.exists():
-        state = StateStore.open(config.state.path)
     progress = _Progress(tty=sys.stderr.isatty() and not as_json)
     try:
+        if not dry_run or config.state.path.exists():
+            state = StateStore.open(config.state.path)
         _, client = connect(config)
         summary = reconciler_for(config, client, state).run(since, dry_run=dry_run, progress=progress)
         progress.close()
