@@ -110,16 +110,6 @@ def _digest(payload: object) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _newest(a: ReferralRow | None, b: ReferralRow) -> ReferralRow:
-    """Of two versions of one referral, the one changed last; Salesforce's id is kept."""
-    if a is None:
-        return b
-    when_a = a.last_modified or datetime.min.replace(tzinfo=UTC)
-    when_b = b.last_modified or datetime.min.replace(tzinfo=UTC)
-    newer = b if when_b >= when_a else a
-    return replace(newer, id=a.id or b.id)
-
-
 def _opportunity_event(opportunity: Mapping[str, Any]) -> EventKind:
     if opportunity.get("IsWon") is True:
         return "opportunity_won"
@@ -160,8 +150,37 @@ def _counted(status: str) -> tuple[bool, bool]:
     return status in COUNTED_REFERRAL_STATUSES, status == WON
 
 
-def _landed(stored: datetime | None, decided: datetime | None) -> bool:
-    return stored is not None and decided is not None and stored >= decided
+def _referral_content(row: ReferralRow) -> tuple[Any, ...]:
+    return (row.status, id15(row.contact_id), id15(row.opportunity_id))
+
+
+def _reward_content(row: RewardRow) -> tuple[Any, ...]:
+    return (row.status, row.amount.quantize(Decimal("0.01")))
+
+
+@dataclass
+class _Remembered:
+    """A record as this process last decided it, and every version it decided (oldest first) that may
+    still be on its way to Salesforce."""
+
+    at: float  # monotonic time of the last decision, for expiry
+    decided_at: datetime
+    row: Any  # ReferralRow | RewardRow
+    versions: list[tuple[Any, ...]]
+
+
+def _memory_wins(remembered: _Remembered, content: tuple[Any, ...], modified: datetime | None) -> bool | None:
+    """Whether a remembered decision still overrides what Salesforce shows (None: all of it has landed).
+
+    Salesforce showing one of our versions means that write landed; a later version of ours is still
+    coming. Showing none of them: ours are all still coming, unless Salesforce changed after our last
+    decision, which only a person (or another system) can have done: theirs wins.
+    """
+    versions = remembered.versions
+    for i in range(len(versions) - 1, -1, -1):
+        if versions[i] == content:
+            return True if i < len(versions) - 1 else None
+    return not (modified is not None and modified > remembered.decided_at)
 
 
 class _Memory:
@@ -169,8 +188,8 @@ class _Memory:
 
     def __init__(self, seconds: float, clock: Callable[[], float]) -> None:
         self._seconds, self._clock = seconds, clock
-        self.referrals: dict[str, tuple[float, ReferralRow]] = {}
-        self.rewards: dict[str, tuple[float, RewardRow]] = {}
+        self.referrals: dict[str, _Remembered] = {}
+        self.rewards: dict[str, _Remembered] = {}
         self.totals: dict[str, tuple[float, tuple[int, int, Decimal]]] = {}
         self._last: tuple[frozenset[str], tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] | None = None
 
@@ -184,35 +203,36 @@ class _Memory:
 
     def expire(self) -> None:
         horizon = self._clock() - self._seconds
-        self.referrals = {k: v for k, v in self.referrals.items() if v[0] >= horizon}
-        self.rewards = {k: v for k, v in self.rewards.items() if v[0] >= horizon}
+        self.referrals = {k: v for k, v in self.referrals.items() if v.at >= horizon}
+        self.rewards = {k: v for k, v in self.rewards.items() if v.at >= horizon}
         self.totals = {k: v for k, v in self.totals.items() if v[0] >= horizon}
-
-    def forget_landed(self, referrals: Iterable[ReferralRow], rewards: Iterable[RewardRow]) -> None:
-        """Drop what Salesforce now shows as written (or changed since): the overlay is no longer needed."""
-        for row in referrals:
-            held = self.referrals.get(row.key)
-            if held is not None and _landed(row.last_modified, held[1].last_modified):
-                del self.referrals[row.key]
-        for reward in rewards:
-            kept = self.rewards.get(reward.key)
-            if kept is not None and _landed(reward.last_modified, kept[1].last_modified):
-                del self.rewards[reward.key]
 
     def apply(
         self,
         referrals: Iterable[ReferralRow],
         rewards: Iterable[RewardRow],
         totals: Mapping[str, tuple[int, int, Decimal]],
+        landed: tuple[Iterable[str], Iterable[str]],
     ) -> None:
+        """Forget what has landed (or was overtaken by a person), then remember this batch's decisions."""
+        for key in landed[0]:
+            self.referrals.pop(key, None)
+        for key in landed[1]:
+            self.rewards.pop(key, None)
         now = self._clock()
         for referral in referrals:
             if "@{" not in referral.key:  # a referral whose lead is still being created has no stable key yet
-                self.referrals[referral.key] = (now, referral)
+                _remember(self.referrals, referral, _referral_content(referral), now)
         for reward in rewards:
-            self.rewards[reward.key] = (now, reward)
+            _remember(self.rewards, reward, _reward_content(reward), now)
         for advocate_id, values in totals.items():
             self.totals[advocate_id] = (now, values)
+
+
+def _remember(table: dict[str, _Remembered], row: Any, content: tuple[Any, ...], now: float) -> None:
+    held = table.get(row.key)
+    versions = [*held.versions, content] if held is not None else [content]
+    table[row.key] = _Remembered(now, row.last_modified, row, versions)
 
 
 class LifecycleDecider:
@@ -249,7 +269,10 @@ class LifecycleDecider:
         batch = _Batch(self._rules, self._rewards, self._reader, self._memory, signals, outcomes, now)
         result = batch.run()
         self._memory.apply(
-            batch.decided_referrals.values(), batch.decided_rewards.values(), batch.written_totals
+            batch.decided_referrals.values(),
+            batch.decided_rewards.values(),
+            batch.written_totals,
+            (batch.landed_referrals, batch.landed_rewards),
         )
         return result
 
@@ -290,22 +313,45 @@ class _Batch:
         self.reward_agg: dict[str, dict[str, Decimal]] = {}
         self.overlay_referrals: set[str] = set(self.memory.referrals)
         self.overlay_rewards: set[str] = set(self.memory.rewards)
+        self.landed_referrals: set[str] = set()  # remembered decisions Salesforce now fully shows
+        self.landed_rewards: set[str] = set()
+        for remembered in self.memory.referrals.values():
+            self.referrals[remembered.row.key] = remembered.row
+        for remembered in self.memory.rewards.values():
+            self.rewards[remembered.row.key] = remembered.row
 
     # -- working set ------------------------------------------------------------------------------------
 
-    def _put_referral(self, row: ReferralRow, *, from_salesforce: bool = False) -> None:
-        self.referrals[row.key] = _newest(self.referrals.get(row.key), row)
-        if from_salesforce:
-            self.sf_referrals[row.key] = row
+    def _put_referral(self, row: ReferralRow) -> None:
+        """A referral as Salesforce shows it, unless this process decided it later (see `_memory_wins`)."""
+        self.sf_referrals[row.key] = row
+        held = self.referrals.get(row.key)
+        if row.key in self.decided_referrals and held is not None:  # decided in this very batch
+            self.referrals[row.key] = replace(held, id=held.id or row.id)
+            return
+        remembered = self.memory.referrals.get(row.key)
+        wins = _memory_wins(remembered, _referral_content(row), row.last_modified) if remembered else False
+        if wins and held is not None:
+            self.referrals[row.key] = replace(held, id=held.id or row.id)
+        else:
+            self.referrals[row.key] = row
+            if remembered is not None:
+                self.landed_referrals.add(row.key)
 
-    def _put_reward(self, row: RewardRow, *, from_salesforce: bool = False) -> None:
-        if from_salesforce:
-            self.sf_rewards[row.key] = row
+    def _put_reward(self, row: RewardRow) -> None:
+        self.sf_rewards[row.key] = row
         held = self.rewards.get(row.key)
-        if held is None or (row.last_modified or datetime.min.replace(tzinfo=UTC)) >= (
-            held.last_modified or datetime.min.replace(tzinfo=UTC)
-        ):
-            self.rewards[row.key] = replace(row, id=row.id or (held.id if held else None))
+        if row.key in self.decided_rewards and held is not None:
+            self.rewards[row.key] = replace(held, id=held.id or row.id)
+            return
+        remembered = self.memory.rewards.get(row.key)
+        wins = _memory_wins(remembered, _reward_content(row), row.last_modified) if remembered else False
+        if wins and held is not None:
+            self.rewards[row.key] = replace(held, id=held.id or row.id)
+        else:
+            self.rewards[row.key] = row
+            if remembered is not None:
+                self.landed_rewards.add(row.key)
 
     def _decided_referral(self, row: ReferralRow) -> None:
         before = self.referrals.get(row.key)
@@ -339,18 +385,14 @@ class _Batch:
         lead_ids = [c.lead_id for c in signals.conversions] + [q.lead_id for q in signals.disqualified]
         in_salesforce = self.reader.referrals_of([*lead_ids, *routed_leads], list(signals.opportunities))
         existing_keys = {r.key for r in in_salesforce}
-        for _, row in self.memory.referrals.values():
-            self._put_referral(row)
         for row in in_salesforce:
-            self._put_referral(row, from_salesforce=True)
+            self._put_referral(row)
         self._routed(existing_keys)
         reward_rows = (
             self.reader.rewards_by_id([r.reward_id for r in signals.rewards]) if signals.rewards else []
         )
-        for _, reward in self.memory.rewards.values():
-            self._put_reward(reward)
         for reward in reward_rows:
-            self._put_reward(reward, from_salesforce=True)
+            self._put_reward(reward)
             self._touch(reward.advocate_id, "reward:" + (reward.id or ""))
             self.dirty.add(id15(reward.advocate_id))
         for conversion in signals.conversions:
@@ -392,7 +434,7 @@ class _Batch:
         """The touched advocates and the rewards of the opportunities."""
         self.advocates = self.reader.advocates(sorted(self.touched))
         for reward in self.reader.rewards_of([], opportunity_ids) if opportunity_ids else []:
-            self._put_reward(reward, from_salesforce=True)
+            self._put_reward(reward)
 
     def _aggregates(self) -> None:
         """Read once, when a total or a tier is needed (a batch of conversions needs neither)."""
@@ -410,15 +452,14 @@ class _Batch:
             and "@{" not in k
         ]
         for row in self.reader.referrals_by(keys=unread_referrals) if unread_referrals else []:
-            self._put_referral(row, from_salesforce=True)
+            self._put_referral(row)
         unread_rewards = [
             k
             for k in self.overlay_rewards
             if k not in self.sf_rewards and id15(self.rewards[k].advocate_id) in self.touched
         ]
         for reward in self.reader.rewards_by_key(unread_rewards) if unread_rewards else []:
-            self._put_reward(reward, from_salesforce=True)
-        self.memory.forget_landed(self.sf_referrals.values(), self.sf_rewards.values())
+            self._put_reward(reward)
 
     def _referral_counts(self, advocate_id: str) -> dict[str, int]:
         """The aggregates with the Salesforce version of every overlaid record swapped for the newest one."""
@@ -709,7 +750,7 @@ class _Batch:
         known = {id15(r.id) for r in self.referrals.values() if r.id}
         unread = [str(r.referral_id) for r, _ in wanted if r.referral_id and id15(r.referral_id) not in known]
         for row in self.reader.referrals_by(ids=unread) if unread else []:
-            self._put_referral(row, from_salesforce=True)
+            self._put_referral(row)
         for reward, status in wanted:
             if f"notify:{reward.key}:{status}" in logged:
                 continue
@@ -843,9 +884,12 @@ class _Batch:
 
     def _totals(self) -> None:
         adv = self.mapping.advocate
-        for advocate_id in sorted(self.dirty & self.touched):
+        for advocate_id in sorted(self.touched):
             advocate = self.advocates.get(advocate_id)
-            if advocate is None:
+            never_written = (
+                advocate is not None and advocate.totals is None and advocate_id not in self.memory.totals
+            )
+            if advocate is None or (advocate_id not in self.dirty and not never_written):
                 continue
             totals = totals_from_aggregates(
                 self._referral_counts(advocate_id), self._reward_sums(advocate_id)
