@@ -138,3 +138,44 @@ def test_a_won_referral_without_a_reward_gets_exactly_one(
     assert [r["Opportunity__c"] for r in _rewards(sf)] == [converted["opportunityId"]]
     second = _reconcile(config, "--drain")
     assert second["findings"] == [] and len(_rewards(sf)) == 1
+
+
+def test_a_lag_and_its_missing_reward_are_decided_together_even_in_tiny_batches(
+    sf: Salesforce, emulator_reset: Emulator, emulator_http: requests.Session, tmp_path: Path
+) -> None:
+    """Both findings of one won opportunity ride in one batch, so neither is left undecided."""
+    from sfconnector.config import load_config
+    from sfconnector.reconcile import Reconciler
+    from sfconnector.state import StateStore
+    from sfconnector.wiring import connect, decision_rules, org_lookups
+
+    config = load_config(write_config(tmp_path, emulator_reset))
+    lead_ids = []
+    grace = sf.query("SELECT Id FROM Advocate__c WHERE Referral_Code__c = 'GRACE-1001'")["records"][0]["Id"]
+    for name in ("TinyA", "TinyB"):
+        lead_id, converted = _converted_lead(sf, emulator_reset, emulator_http, name)
+        sf.Referral__c.create(
+            {
+                "External_Key__c": f"lead:{lead_id}",
+                "Lead__c": lead_id,
+                "Advocate__c": grace,
+                "Status__c": "Lead",
+            }
+        )
+        _win(sf, converted["opportunityId"])
+        lead_ids.append(lead_id)
+    _, client = connect(config)
+    with StateStore.open(config.state.path) as state:
+        reconciler = Reconciler(
+            client,
+            decision_rules(config),
+            org_lookups(config, client),
+            state,
+            rewards_enabled=True,
+            batch_size=1,
+        )
+        summary = reconciler.run(datetime.now(UTC) - timedelta(days=1))
+    repairs = Counter((f.kind, f.repair) for f in summary.findings)
+    assert repairs == Counter({("status_lag", "queued"): 2, ("reward_missing", "queued"): 2}), (
+        summary.findings
+    )

@@ -125,6 +125,25 @@ class ReconcileSummary:
         }
 
 
+def _batches(repairs: Sequence[_Repair], size: int) -> Iterator[list[_Repair]]:
+    """About `size` repairs at a time, never splitting repairs that share their last event (a lag and the
+    missing reward of one won opportunity): decided in two batches, the second would find the first's
+    decision already made and write nothing for its own finding."""
+    ordered = sorted(repairs, key=_group)
+    batch: list[_Repair] = []
+    for repair in ordered:
+        if len(batch) >= size and _group(repair) != _group(batch[-1]):
+            yield batch
+            batch = []
+        batch.append(repair)
+    if batch:
+        yield batch
+
+
+def _group(repair: _Repair) -> str:
+    return _replay.event_key(repair.messages[-1]) if repair.messages else repair.record_id
+
+
 def _key_is(key: str) -> Callable[[OutboxEntry], bool]:
     return lambda entry: entry.key == key
 
@@ -549,10 +568,9 @@ class Reconciler:
                         summary, repair.kind, repair.record_id, f"{repair.detail}: not repaired", "reported"
                     )
             repairs = [r for r in repairs if r.kind == "missing_referral"]
-        for start in range(0, len(repairs), self._batch_size):
+        for chunk in _batches(repairs, self._batch_size):
             if self._stopping():
                 return
-            chunk = repairs[start : start + self._batch_size]
             messages: dict[str, dict[str, Any]] = {}
             for repair in chunk:
                 for message in repair.messages:
