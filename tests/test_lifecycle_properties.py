@@ -18,11 +18,14 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_lifecycle_decider import ADVOCATE, CONTACT, LEAD, OPP, rules
+from test_lifecycle_decider import ADVOCATE, CONTACT, LEAD, MAPPING, OPP
 
 from sfconnector.events import RecordChange
 from sfconnector.pipeline.lifecycle import LifecycleDecider
 from sfconnector.pipeline.lifecycle_reads import AdvocateRow, ReferralRow, RewardRow, id15
+from sfconnector.pipeline.referrals import DecisionRules
+from sfconnector.rules.model import AttributionPolicy, RoutingRules
+from sfconnector.rules.notifications import compile_notifications
 from sfconnector.rules.rewards import compile_rewards
 from sfconnector.rules.totals import ReferralRecord, RewardRecord, recompute_totals
 from sfconnector.state import OutboxEntry
@@ -48,6 +51,7 @@ class Org:
         self.stage = "open"
         self.totals: tuple[int, int, Decimal] | None = None
         self.emails: list[str] = []
+        self.tasks: set[str] = set()  # External_Key__c of tasks created (reps' tasks, email logs)
 
     def tick(self) -> datetime:
         self.clock += 1
@@ -58,6 +62,8 @@ class Org:
     def apply(self, entry: OutboxEntry) -> None:
         if entry.op == "email":
             self.emails.append(entry.key)
+        elif entry.sobject == "Task":
+            self.tasks.add(str(entry.fields["External_Key__c"]))
         elif entry.sobject == "Advocate__c":
             f = entry.fields
             self.totals = (
@@ -101,6 +107,7 @@ class Org:
             id=r["Id"],
             advocate_id=ADVOCATE,
             opportunity_id=r.get("Opportunity__c"),
+            referral_id=r.get("Referral__c"),
             rule=r.get("Rule__c"),
             created=NOW,
             last_modified=datetime.fromtimestamp(NOW.timestamp() + r["at"], tz=UTC),
@@ -158,7 +165,7 @@ class Org:
         return {id15(ADVOCATE): sums}
 
     def logged_notifications(self, keys: Sequence[str]) -> set[str]:
-        return set()
+        return self.tasks & set(keys)
 
 
 def event(entity: str, record_id: str, fields: dict[str, Any], seq: int) -> RecordChange:
@@ -184,10 +191,16 @@ def make_decider(org: Org) -> LifecycleDecider:
         {"rules": [{"name": "base", "amount": 100}], "clawback": {"within_days": 30}}, problems
     )
     assert problems == []
-    return LifecycleDecider(rules(reward_rules), reward_rules, org, "sfconnector")  # type: ignore[arg-type]
+    rules = DecisionRules(
+        mapping=MAPPING,
+        routing=RoutingRules(),
+        attribution=AttributionPolicy(),
+        notifications=compile_notifications(None, lambda *_: None),  # the defaults, reward_paid among them
+    )
+    return LifecycleDecider(rules, reward_rules, org, "sfconnector")  # type: ignore[arg-type]
 
 
-history = st.lists(st.sampled_from(["won", "lost", "open"]), min_size=1, max_size=6)
+history = st.lists(st.sampled_from(["won", "lost", "open", "pay"]), min_size=1, max_size=7)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -198,7 +211,12 @@ def test_any_history_converges_and_replays_silently(stages: list[str], cuts: lis
     conversion = {"IsConverted": True, "ConvertedContactId": CONTACT, "ConvertedOpportunityId": OPP}
     events: list[tuple[RecordChange, str | None]] = [(event("Lead", LEAD, conversion, 1), None)]
     for i, stage in enumerate(stages):
-        events.append((event("Opportunity", OPP, {"StageName": STAGES[stage]["StageName"]}, i + 2), stage))
+        if stage == "pay":  # finance pays the reward, if there is an approved one by then
+            events.append((event("Reward__c", "?", {"Status__c": "Paid"}, i + 2), stage))
+        else:
+            events.append(
+                (event("Opportunity", OPP, {"StageName": STAGES[stage]["StageName"]}, i + 2), stage)
+            )
     decider = make_decider(org)
     pending: list[list[OutboxEntry]] = []
     batch: list[RecordChange] = []
@@ -216,9 +234,19 @@ def test_any_history_converges_and_replays_silently(stages: list[str], cuts: lis
                 org.apply(entry)
             org.tick()
 
+    replayable: list[RecordChange] = [events[0][0]]
     for n, (change, stage) in enumerate(events):
-        if stage is not None:
+        if stage == "pay":
+            reward = org.rewards.get(f"reward:{OPP}:base")
+            if reward is None or reward["Status__c"] != "Approved":
+                continue  # nothing to pay yet
+            reward.update(Status__c="Paid", at=org.clock + 1)
+            org.tick()
+            change = event("Reward__c", reward["Id"], {"Status__c": "Paid"}, change.replay_id)
+        elif stage is not None:
             org.stage = stage  # the person's change is in Salesforce before its event arrives
+        if n:
+            replayable.append(change)
         batch.append(change)
         if cuts[n % len(cuts)]:
             flush()
@@ -229,9 +257,10 @@ def test_any_history_converges_and_replays_silently(stages: list[str], cuts: lis
         org.tick()
 
     referral = org.referrals[f"lead:{LEAD}"]
-    assert referral["Status__c"] == FINAL[stages[-1]]
+    outcomes = [stage for stage in stages if stage != "pay"]
+    assert referral["Status__c"] == (FINAL[outcomes[-1]] if outcomes else "Converted")
     assert set(org.rewards) <= {f"reward:{OPP}:base", f"reward:{OPP}:base:clawback"}
-    if stages[-1] == "won":  # (a deal won and lost again before anyone saw it earns nothing)
+    if outcomes and outcomes[-1] == "won":  # (a deal won and lost again before anyone saw it earns nothing)
         assert f"reward:{OPP}:base" in org.rewards
     expected = recompute_totals(
         [ReferralRecord(k, r["Status__c"]) for k, r in org.referrals.items()],
@@ -239,10 +268,12 @@ def test_any_history_converges_and_replays_silently(stages: list[str], cuts: lis
     )
     assert org.totals == (expected.total_referrals, expected.successful_referrals, expected.reward_balance)
     assert len(org.emails) == len(set(org.emails))
+    if any(r["Status__c"] == "Paid" for r in org.rewards.values()):
+        assert f"notify:reward:{OPP}:base:Paid" in org.emails
 
     # The whole history again, in a fresh process: nothing new.
     before = (dict(org.referrals), dict(org.rewards), org.totals, len(org.emails))
-    replay = make_decider(org).decide([change for change, _ in events], [], org.tick())
+    replay = make_decider(org).decide(replayable, [], org.tick())
     assert [e for e in replay.outbox if e.sobject != "Advocate__c"] == []
     for entry in replay.outbox:
         org.apply(entry)
