@@ -528,6 +528,34 @@ def test_explain_opportunity_shows_each_rules_verdict_and_the_rewards_in_salesfo
     assert '"matched": true' in as_json.stdout
 
 
+def test_explain_opportunity_judges_an_open_deal_as_if_won_and_refuses_unknown_ids(
+    daemon: DaemonProcess, config_path: Path, sf: Salesforce, rep: Salesforce, org: Any
+) -> None:
+    s = story(sf, rep, org, Program__c="Employee")
+    opportunity_id = s.convert(s.refer())
+
+    def explain(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "sfconnector", "explain", "--config", str(config_path), *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    open_deal = explain("--opportunity", opportunity_id)
+    assert open_deal.returncode == 0, open_deal.stderr
+    assert "judged as if it were won today" in open_deal.stdout
+    assert any(
+        line.strip().startswith("match") and "employee-tiers" in line
+        for line in open_deal.stdout.splitlines()
+    )
+    unknown = explain("--opportunity", "006000000000000AAA")
+    assert unknown.returncode == 1 and "no opportunity 006000000000000AAA" in unknown.stderr
+    assert "Traceback" not in unknown.stderr
+    both = explain("--opportunity", opportunity_id, "--lead", "00Q000000000000AAA")
+    assert both.returncode == 2
+
+
 def _state_counts(path: Path) -> tuple[dict[str, int], int]:
     with sqlite3.connect(path) as db:
         checkpoints = {str(c): int(r) for c, r in db.execute("SELECT channel, replay_id FROM checkpoints")}
