@@ -209,3 +209,15 @@ def test_unusable_state_file_is_a_clear_error(emulator: Emulator, tmp_path: Path
     result = _reconcile(config)
     assert result.exit_code == 1
     assert "not a usable sfconnector state file" in result.output and "Traceback" not in result.output
+
+
+def test_since_takes_dates_date_times_and_ages() -> None:
+    """A day is midnight UTC, a date-time without zone is UTC, an age counts back from now."""
+    from sfconnector.commands.reconcile import parse_since
+
+    now = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+    assert parse_since("2026-11-20") == datetime(2026, 11, 20, tzinfo=UTC)
+    assert parse_since("2026-11-20T08:30:00") == datetime(2026, 11, 20, 8, 30, tzinfo=UTC)
+    assert parse_since("2026-11-20T08:30:00+02:00") == datetime(2026, 11, 20, 6, 30, tzinfo=UTC)
+    assert parse_since("72h", now) == datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+    assert parse_since("7d", now) == datetime(2026, 11, 16, 12, 0, tzinfo=UTC)

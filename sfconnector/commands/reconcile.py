@@ -8,9 +8,10 @@ outbox (the running daemon writes them), or writes them at once with `--drain` w
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import click
@@ -25,9 +26,16 @@ DRAIN_TIMEOUT_S = 300.0
 SHOWN_FINDINGS = 20
 
 
-def parse_since(text: str) -> datetime:
-    """`2026-11-20` (midnight UTC) or an ISO date-time (UTC when it has no zone)."""
+_AGO = re.compile(r"^(\d+)\s*([dhm])$")
+_UNITS = {"d": "days", "h": "hours", "m": "minutes"}
+
+
+def parse_since(text: str, now: datetime | None = None) -> datetime:
+    """`2026-11-20` (midnight UTC), an ISO date-time (UTC when it has no zone), or an age: `72h`, `7d`, `30m`."""
     value = text.strip()
+    ago = _AGO.match(value.lower())
+    if ago:
+        return (now or datetime.now(UTC)) - timedelta(**{_UNITS[ago.group(2)]: int(ago.group(1))})
     try:
         if len(value) == 10:
             day = date.fromisoformat(value)
@@ -35,7 +43,8 @@ def parse_since(text: str) -> datetime:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise click.BadParameter(
-            f"{text!r} is not a date (2026-11-20) or an ISO date-time (2026-11-20T08:00:00Z)"
+            f"{text!r} is not a date (2026-11-20), an ISO date-time (2026-11-20T08:00:00Z)"
+            " or an age (72h, 7d)"
         ) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
@@ -114,7 +123,10 @@ def _drain(config: Config, client: Any, state: Any) -> tuple[int, int, int]:
 @click.command("reconcile")
 @config_option
 @click.option(
-    "--since", "since_text", required=True, help="Referral leads created since DATE (UTC) or date-time."
+    "--since",
+    "since_text",
+    required=True,
+    help="Referral leads created since DATE (UTC), a date-time, or an age (72h, 7d).",
 )
 @click.option("--dry-run", is_flag=True, help="Find and decide, queue nothing.")
 @click.option(

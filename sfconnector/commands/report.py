@@ -19,7 +19,9 @@ from sfconnector.logging import configure_logging
     "--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True
 )
 @click.option(
-    "--since", "since_text", help="Only referrals and rewards created since DATE (UTC) or date-time."
+    "--since",
+    "since_text",
+    help="Only referrals and rewards created since DATE (UTC), a date-time, or an age (30d).",
 )
 @click.option(
     "--top", default=10, show_default=True, type=click.IntRange(1, 200), help="Top advocates shown."
