@@ -177,9 +177,10 @@ def _memory_wins(remembered: _Remembered, content: tuple[Any, ...], modified: da
     decision, which only a person (or another system) can have done: theirs wins.
     """
     versions = remembered.versions
-    for i in range(len(versions) - 1, -1, -1):
-        if versions[i] == content:
-            return True if i < len(versions) - 1 else None
+    if content in versions:
+        # The earliest match: with A -> B -> A decided, Salesforce showing A may be the first A with B and
+        # the second A still coming; the remembered row (the second A) then says the same anyway.
+        return True if versions.index(content) < len(versions) - 1 else None
     return not (modified is not None and modified > remembered.decided_at)
 
 
