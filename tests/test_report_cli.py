@@ -184,3 +184,33 @@ def test_routed_counts_queues_whole_and_users_by_routed_owner(
     (funnel,) = funnel_rollup(rows, "Channel__c", SchemaMapping(), rule_actions(rules))
     (override,) = override_rollup(rows, SchemaMapping(), rule_actions(rules))
     assert funnel.routed == expected == override.overridden
+
+
+def test_overrides_count_what_the_connector_actually_decided(
+    sf: Salesforce, emulator_reset: Emulator, tmp_path: Path
+) -> None:
+    """Referrals decided by the pipeline (here through reconcile): a rep, a queue, and the standard owner kept."""
+    config = write_config(tmp_path, emulator_reset)
+    for name, code, channel in (
+        ("ToRep", "GRACE-1001", "Card"),
+        ("ToDesk", "ALAN-1002", "Social"),
+        ("Nobody", "ZZ-0", "Web"),
+    ):
+        sf.Lead.create(
+            {
+                "LastName": name,
+                "Company": "Decided Co",
+                "Referral_Code__c": code,
+                "Referral_Channel__c": channel,
+            }
+        )
+    swept = CliRunner().invoke(main, ["reconcile", "--config", str(config), "--since", "1d", "--drain"])
+    assert swept.exit_code == 0, swept.output
+    body = json.loads(_report(config, "--format", "json").stdout)
+    overrides = {o["rule"]: (o["action"], o["referrals"], o["overridden"]) for o in body["routing_overrides"]}
+    assert overrides == {
+        "advocate-owner": ("owner_of_advocate", 1, 1),
+        "partner-social-to-desk": ("queue", 1, 1),
+        "fallback:unknown_advocate": ("keep_standard", 1, 0),
+    }
+    assert (body["funnel"]["total"]["received"], body["funnel"]["total"]["routed"]) == (3, 2)
