@@ -28,7 +28,7 @@ from sfconnector.mapping.codes import normalise_code
 from sfconnector.pipeline.batch import BatchProcessor
 from sfconnector.pipeline.lifecycle import PipelineLookups, PipelineRules
 from sfconnector.pipeline.lookups import OrgLookups
-from sfconnector.pipeline.referrals import REASON_MAX, DecisionRules
+from sfconnector.pipeline.referrals import REASON_MAX, DecisionRules, ReferralOutcome
 from sfconnector.reconcile import _replay
 from sfconnector.reconcile._findings import (
     KINDS,
@@ -599,7 +599,8 @@ class Reconciler:
             row = converted.get(id15(entry.fields.get(m.referral.lead)))
             if entry.sobject == m.referral.object and row is not None:
                 ref = m.referral
-                reason = f"converted before the connector saw it: owner left as is | {entry.fields.get(ref.routing_reason)}"
+                why = entry.fields.get(ref.routing_reason)
+                reason = f"converted before the connector saw it: owner left as is | {why}"
                 entry = replace(
                     entry,
                     fields={**entry.fields, ref.routed_owner: None, ref.routing_reason: reason[:REASON_MAX]},
@@ -636,7 +637,7 @@ class Reconciler:
         outbox: Sequence[OutboxEntry],
         decided: DecidedBatch,
         *,
-        outcomes: Sequence[Any] = (),
+        outcomes: Sequence[ReferralOutcome] = (),
     ) -> None:
         """Record what each repair came to, and commit the batch (never its checkpoints or event keys)."""
         dry = summary.dry_run or self._state is None
@@ -664,13 +665,15 @@ class Reconciler:
         if dry or self._state is None or not (outbox or decided.dead_letters):
             return
         logs = [row for row in decided.routing_log if id15(row.lead_id) in new_leads]
-        self._state.commit_batch(
-            DecidedBatch(outbox=list(outbox), routing_log=logs, dead_letters=list(decided.dead_letters))
-        )
+        dead = list(decided.dead_letters)
+        if dead:  # a decision that fails on every sweep is one dead letter, not one per sweep
+            held = {(d.source, d.reason) for d in self._state.dead_letters()}
+            dead = [d for d in dead if (d.source, d.reason) not in held]
+        self._state.commit_batch(DecidedBatch(outbox=list(outbox), routing_log=logs, dead_letters=dead))
         summary.queued += sum(1 for e in outbox if e.key not in known)
 
     @staticmethod
-    def _describe(repair: _Repair, outcomes: Sequence[Any]) -> str:
+    def _describe(repair: _Repair, outcomes: Sequence[ReferralOutcome]) -> str:
         if repair.lead_id is None:
             return repair.detail
         for outcome in outcomes:
