@@ -314,6 +314,7 @@ class _Batch:
         self.reward_agg: dict[str, dict[str, Decimal]] = {}
         self.overlay_referrals: set[str] = set(self.memory.referrals)
         self.overlay_rewards: set[str] = set(self.memory.rewards)
+        self.lead_index: dict[str, str] | None = None
         self.landed_referrals: set[str] = set()  # remembered decisions Salesforce now fully shows
         self.landed_rewards: set[str] = set()
         for remembered in self.memory.referrals.values():
@@ -376,7 +377,10 @@ class _Batch:
             self.event_keys_by_advocate.setdefault(id15(advocate_id), set()).add(event_key)
 
     def _by_lead(self, lead_id: str) -> ReferralRow | None:
-        return next((r for r in self.referrals.values() if id15(r.lead_id) == id15(lead_id)), None)
+        if self.lead_index is None:  # built once: lead events never change which lead a referral is of
+            self.lead_index = {id15(r.lead_id): r.key for r in self.referrals.values() if r.lead_id}
+        key = self.lead_index.get(id15(lead_id))
+        return self.referrals.get(key) if key else None
 
     # -- the batch --------------------------------------------------------------------------------------
 
@@ -404,11 +408,12 @@ class _Batch:
             )
         for disqualified in signals.disqualified:
             self._lead_event(disqualified.lead_id, ReferralEvent("lead_disqualified"), disqualified.event_key)
-        linked = {
-            opp: [r for r in self.referrals.values() if id15(r.opportunity_id) == id15(opp)]
-            for opp in signals.opportunities
-        }
-        linked = {opp: rows for opp, rows in linked.items() if rows}
+        wanted = {id15(opp): opp for opp in signals.opportunities}
+        linked: dict[str, list[ReferralRow]] = {}
+        for row in self.referrals.values():
+            opp = wanted.get(id15(row.opportunity_id)) if row.opportunity_id else None
+            if opp is not None:
+                linked.setdefault(opp, []).append(row)
         for opp, rows in linked.items():
             for row in rows:
                 self._touch(row.advocate_id, signals.opportunities[opp].event_key)
