@@ -40,6 +40,7 @@ from sfconnector.pipeline.lifecycle_reads import (
 )
 from sfconnector.pipeline.lookups import OrgLookups, Querier
 from sfconnector.pipeline.referrals import DecisionRules, ReferralOutcome
+from sfconnector.pipeline.writes import email_entry, rep_task_entry
 from sfconnector.rules.lifecycle import (
     WON,
     EventKind,
@@ -809,25 +810,7 @@ class _Batch:
         owner = advocate.owner_id if advocate.owner_id and advocate.owner_id.startswith("005") else None
         task = decide_rep_task(change, contact, owner, self.templates)
         if task is not None:
-            self.result.outbox.append(
-                OutboxEntry(
-                    key=task.key,
-                    op="create_once",
-                    sobject="Task",
-                    fields={
-                        "Subject": task.subject,
-                        "Description": task.description,
-                        "OwnerId": task.owner_id,
-                        "WhoId": task.who_id,
-                        "WhatId": task.what_id,
-                        "Status": "Not Started",
-                        "Priority": "Normal",
-                        "ActivityDate": self.now.astimezone(UTC).date().isoformat(),
-                        "External_Key__c": task.key,
-                    },
-                    external_id_field="External_Key__c",
-                )
-            )
+            self.result.outbox.append(rep_task_entry(task, self.now.astimezone(UTC).date()))
 
     def _notify_reward(
         self,
@@ -866,19 +849,7 @@ class _Batch:
 
     def _email(self, notification: object) -> None:
         if isinstance(notification, Notification):
-            self.result.outbox.append(
-                OutboxEntry(
-                    key=notification.key,
-                    op="email",
-                    sobject="",
-                    fields={
-                        "emailAddresses": notification.recipient,
-                        "emailSubject": notification.subject,
-                        "emailBody": notification.body,
-                        "senderType": "CurrentUser",
-                    },
-                )
-            )
+            self.result.outbox.append(email_entry(notification))
         elif notification is not None:
             log.info(
                 "notification.skipped",

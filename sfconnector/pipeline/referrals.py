@@ -18,6 +18,7 @@ from typing import Any
 from sfconnector.mapping.model import SchemaMapping
 from sfconnector.pipeline.candidates import ReferralCandidate
 from sfconnector.pipeline.lookups import AdvocateRecord, BatchLookups
+from sfconnector.pipeline.writes import email_entry, rep_task_entry
 from sfconnector.rules.attribution import decide_attribution
 from sfconnector.rules.model import (
     AttributionDecision,
@@ -106,6 +107,14 @@ def _resolve(decision: RoutingDecision, lookups: BatchLookups) -> tuple[RoutingD
         ),
         None,
     )
+
+
+def _reason(routing: RoutingDecision, attribution: AttributionDecision) -> str:
+    """Routing_Reason__c: why this owner, then how the referral counts (unless routing said it already)."""
+    text = (
+        routing.reason if attribution.reason in routing.reason else f"{routing.reason} | {attribution.reason}"
+    )
+    return text[:REASON_MAX]
 
 
 def _full_name(fields: dict[str, Any], rules: DecisionRules) -> str:
@@ -229,7 +238,7 @@ def _writes(
         ref.attribution: attribution.kind if attribution.kind in ATTRIBUTION_PICKLIST else None,
         ref.routed_owner: owner_id if owner_id and owner_id.startswith("005") else None,
         ref.routing_rule: routing.rule[:80],
-        ref.routing_reason: f"{routing.reason} | {attribution.reason}"[:REASON_MAX],
+        ref.routing_reason: _reason(routing, attribution),
     }
     if attribution.contact_id:
         referral[ref.contact] = attribution.contact_id
@@ -270,37 +279,9 @@ def _writes(
         task = decide_rep_task(change, contact, task_owner, rules.notifications)
         if task is not None:
             entries.append(
-                OutboxEntry(
-                    key=task.key,
-                    op="create_once",
-                    sobject="Task",
-                    fields={
-                        "Subject": task.subject,
-                        "Description": task.description,
-                        "OwnerId": task.owner_id,
-                        "WhoId": task.who_id,
-                        "Status": "Not Started",
-                        "Priority": "High",
-                        "ActivityDate": now.astimezone(UTC).date().isoformat(),
-                        "External_Key__c": task.key,
-                    },
-                    external_id_field="External_Key__c",
-                    depends_on=depends,
-                )
+                rep_task_entry(task, now.astimezone(UTC).date(), priority="High", depends_on=depends)
             )
         notification = decide_notification(change, contact, rules.notifications)
         if isinstance(notification, Notification):
-            entries.append(
-                OutboxEntry(
-                    key=notification.key,
-                    op="email",
-                    sobject="",
-                    fields={
-                        "emailAddresses": notification.recipient,
-                        "emailSubject": notification.subject,
-                        "emailBody": notification.body,
-                        "senderType": "CurrentUser",
-                    },
-                )
-            )
+            entries.append(email_entry(notification))
     return tuple(entries), notification
