@@ -23,6 +23,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "status",
         "Checkpoints, outbox depth, dead letters, last errors.",
     ),
+    "check": (
+        "sfconnector.commands.check",
+        "check",
+        "Online preflight: login, fields, channels, API allocation.",
+    ),
     "explain": (
         "sfconnector.commands.explain",
         "explain",

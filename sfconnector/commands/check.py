@@ -1,0 +1,121 @@
+"""`sfconnector check`: the online preflight. Can we log in, do the mapped objects and fields exist, can we
+subscribe to every channel, how much of the org's API allocation is left? Exit 0 when all holds, 1 if not."""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+from collections.abc import Sequence
+from dataclasses import fields as dataclass_fields
+from typing import Any
+
+import click
+
+from sfconnector.commands._common import EXIT_FAILURE, config_option, load_or_exit
+from sfconnector.config import Config
+from sfconnector.errors import SfconnectorError
+from sfconnector.logging import configure_logging
+from sfconnector.salesforce import SalesforceClient, TokenProvider
+
+LOW_ALLOCATION = 0.10
+
+
+def mapped_fields(config: Config) -> dict[str, set[str]]:
+    """Salesforce object -> the fields the mapping names on it."""
+    wanted: dict[str, set[str]] = {}
+    mapping = config.mapping
+    for logical in (mapping.advocate, mapping.lead, mapping.referral, mapping.reward):
+        names = {getattr(logical, f.name) for f in dataclass_fields(logical) if f.name != "object"}
+        wanted.setdefault(logical.object, set()).update(n for n in names if isinstance(n, str))
+    for sobject, extra in mapping.additional_fields.items():
+        wanted.setdefault(sobject, set()).update(extra)
+    return wanted
+
+
+def _check_schema(client: SalesforceClient, config: Config) -> list[str]:
+    problems = []
+    for sobject, names in sorted(mapped_fields(config).items()):
+        try:
+            described = client.describe(sobject)
+        except SfconnectorError as exc:
+            problems.append(f"object {sobject}: {exc}")
+            continue
+        have = {f["name"].lower(): f["name"] for f in described.get("fields", [])}
+        for name in sorted(names):
+            if name.lower() not in have:
+                close = difflib.get_close_matches(name, list(have.values()), n=1)
+                hint = f" (did you mean {close[0]}?)" if close else ""
+                problems.append(
+                    f"field {sobject}.{name} does not exist or is not visible to the integration user{hint}"
+                )
+    return problems
+
+
+async def _check_channels(tokens: TokenProvider, config: Config) -> list[str]:
+    from sfconnector.stream import StreamClient, StreamError
+
+    problems = []
+    ca = str(config.salesforce.ca_bundle) if config.salesforce.ca_bundle else None
+    try:
+        async with StreamClient(
+            tokens.get_token, api_version=config.salesforce.api_version, ca_file=ca
+        ) as client:
+            for channel in config.stream.channels:
+                try:
+                    await client.subscribe(channel)
+                except StreamError as exc:
+                    problems.append(f"channel {channel}: {exc}")
+    except StreamError as exc:
+        problems.append(f"streaming: {exc}")
+    return problems
+
+
+def _allocation(client: SalesforceClient) -> tuple[int, int]:
+    limits: dict[str, Any] = client.limits()
+    daily = limits.get("DailyApiRequests", {})
+    return int(daily.get("Remaining", 0)), int(daily.get("Max", 0))
+
+
+@click.command("check")
+@config_option
+def check(config_path: str) -> None:
+    """Online preflight: login, objects and fields, channels, API allocation left."""
+    config = load_or_exit(config_path)
+    configure_logging("critical", json=False)  # the checklist is the output
+    from sfconnector.wiring import connect
+
+    tokens, client = connect(config)
+    failed = False
+
+    def report(ok: bool, what: str, details: Sequence[str] = ()) -> None:
+        nonlocal failed
+        failed = failed or not ok
+        click.echo(f"{'ok  ' if ok else 'FAIL'}  {what}")
+        for line in details:
+            click.echo(f"        {line}")
+
+    try:
+        token = tokens.token()
+    except SfconnectorError as exc:
+        report(False, f"login to {config.salesforce.login_url} ({config.salesforce.auth.method})", [str(exc)])
+        raise SystemExit(EXIT_FAILURE) from None
+    report(
+        True,
+        f"login as {config.salesforce.auth.username or config.salesforce.auth.client_id} at {token.instance_url}",
+    )
+    schema = _check_schema(client, config)
+    report(
+        not schema,
+        f"mapped objects and fields ({sum(len(v) for v in mapped_fields(config).values())} fields)",
+        schema,
+    )
+    channels = asyncio.run(_check_channels(tokens, config))
+    report(not channels, f"subscribe to {len(config.stream.channels)} channel(s)", channels)
+    try:
+        remaining, maximum = _allocation(client)
+    except SfconnectorError as exc:
+        report(False, "API allocation", [str(exc)])
+    else:
+        low = maximum > 0 and remaining / maximum < LOW_ALLOCATION
+        report(not low, f"API allocation: {remaining:,} of {maximum:,} daily requests left")
+    raise SystemExit(EXIT_FAILURE if failed else 0)
