@@ -160,8 +160,7 @@ class Daemon:
                 stream.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await stream
-                await self._queue.put(_STOP)
-                await process
+                await self._stop_processing(process)
                 await self._stop_reconcile(reconcile)
                 self._draining.set()
                 self._outbox_wakeup.set()
@@ -363,14 +362,27 @@ class Daemon:
             batch.append(item)
         return batch, False
 
+    async def _stop_processing(self, process: asyncio.Task[None]) -> None:
+        """Let the processor finish what is queued; a full queue must not keep the stop marker out, and a
+        processor that gave up (org down while stopping) must not be waited for."""
+        marker = asyncio.create_task(self._queue.put(_STOP))
+        await asyncio.wait({marker, process}, return_when=asyncio.FIRST_COMPLETED)
+        marker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await marker
+        await process
+
     async def _process_loop(self) -> None:
         stop = False
         while not stop:
             batch, stop = await self._next_batch()
-            if batch:
-                await self._process(batch)
+            if batch and not await self._process(batch):
+                return
 
-    async def _process(self, messages: list[Any]) -> None:
+    async def _process(self, messages: list[Any]) -> bool:
+        """Decide and commit one batch, retrying until it is durable. False: stopping while it cannot be
+        decided; the batch is left uncommitted (its checkpoint does not move, so a restart replays it) and
+        nothing after it may be processed, or a later checkpoint would skip it."""
         attempt = 0
         while True:
             try:
@@ -381,12 +393,16 @@ class Daemon:
                 Exception
             ) as exc:  # lookups failed (org down, limits): keep the batch, retry, never skip it
                 attempt += 1
-                log.warning("pipeline.batch_retry", error=str(exc), attempt=attempt, events=len(messages))
                 self.health.last_error = str(exc)
                 with contextlib.suppress(Exception):
                     self.state.record_error("pipeline", str(exc))
+                if self._stopping.is_set():
+                    log.warning("pipeline.batch_left_for_restart", error=str(exc), events=len(messages))
+                    return False
+                log.warning("pipeline.batch_retry", error=str(exc), attempt=attempt, events=len(messages))
                 delay = backoff_seconds(attempt, initial=0.5, maximum=60.0, jitter=0.5, rand=random.random())
-                await asyncio.sleep(delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), timeout=delay)
         self._account(processed)
         client = self._stream_client
         for channel, replay_id in processed.decided.checkpoints.items():
@@ -395,6 +411,7 @@ class Daemon:
                 client.checkpoints.set(channel, replay_id)  # a re-handshake resumes after what is committed
         self._outbox_wakeup.set()
         self._pulse()
+        return True
 
     def _account(self, processed: ProcessedBatch) -> None:
         for channel, count in processed.received.items():
