@@ -19,7 +19,11 @@ def _read_key(path: Path, config: Config) -> str:
         raise ConfigError(
             [
                 ConfigProblem(
-                    str(config.source), 1, 1, f"cannot read the JWT private key {path}: {exc.strerror}", None
+                    str(config.source),
+                    1,
+                    1,
+                    f"cannot read the JWT private key {path}: {exc.strerror}",
+                    "salesforce.auth.private_key_file; a relative path is relative to the config file",
                 )
             ]
         ) from exc

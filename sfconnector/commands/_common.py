@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from sfconnector.config import Config, load_config
 from sfconnector.errors import ConfigError
+
+if TYPE_CHECKING:
+    from sfconnector.salesforce import SalesforceClient, TokenProvider
 
 EXIT_CONFIG = 2
 EXIT_FAILURE = 1
@@ -31,11 +34,29 @@ def load_or_exit(path: str) -> Config:
     try:
         return load_config(path)
     except ConfigError as exc:
-        for problem in exc.problems:
-            click.echo(str(problem), err=True)
-        count = len(exc.problems)
-        click.echo(f"config invalid: {count} problem{'s' if count != 1 else ''}", err=True)
-        raise SystemExit(EXIT_CONFIG) from None
+        config_failed(exc)
+        raise  # unreachable: config_failed exits
+
+
+def connect_or_exit(config: Config) -> tuple[TokenProvider, SalesforceClient]:
+    """The token provider and REST client of the config; a file it names that cannot be read (the JWT
+    key) is a config problem: printed like the others, exit status 2, no traceback."""
+    from sfconnector.wiring import connect
+
+    try:
+        return connect(config)
+    except ConfigError as exc:
+        config_failed(exc)
+        raise  # unreachable: config_failed exits
+
+
+def config_failed(exc: ConfigError) -> None:
+    """Print every problem of ``exc`` and exit with status 2."""
+    for problem in exc.problems:
+        click.echo(str(problem), err=True)
+    count = len(exc.problems)
+    click.echo(f"config invalid: {count} problem{'s' if count != 1 else ''}", err=True)
+    raise SystemExit(EXIT_CONFIG) from None
 
 
 def fail(message: str, code: int = EXIT_FAILURE) -> None:

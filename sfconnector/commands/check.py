@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from sfconnector.commands._common import EXIT_FAILURE, config_option, load_or_exit
+from sfconnector.commands._common import EXIT_FAILURE, config_option, connect_or_exit, load_or_exit
 from sfconnector.config import Config
 from sfconnector.errors import SfconnectorError
 from sfconnector.logging import configure_logging
@@ -82,9 +82,8 @@ def check(config_path: str) -> None:
     """Online preflight: login, objects and fields, channels, API allocation left."""
     config = load_or_exit(config_path)
     configure_logging("critical", json=False)  # the checklist is the output
-    from sfconnector.wiring import connect
 
-    tokens, client = connect(config)
+    tokens, client = connect_or_exit(config)
     failed = False
 
     def report(ok: bool, what: str, details: Sequence[str] = ()) -> None:

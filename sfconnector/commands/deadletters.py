@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from sfconnector.commands._common import config_option, fail, load_or_exit
+from sfconnector.commands._common import config_option, connect_or_exit, fail, load_or_exit
 from sfconnector.config import Config
 from sfconnector.state import StateError, StateStore
 
@@ -101,9 +101,9 @@ def retry(config_path: str, ids: tuple[int, ...]) -> None:
 
 def _decide_again(config: Config, state: StateStore, message: dict[str, Any]) -> ProcessedBatch:
     from sfconnector.pipeline.batch import BatchProcessor
-    from sfconnector.wiring import connect, decision_rules, org_lookups
+    from sfconnector.wiring import decision_rules, org_lookups
 
-    _, client = connect(config)
+    _, client = connect_or_exit(config)
     processor = BatchProcessor(
         decision_rules(config), org_lookups(config, client), config.salesforce.client_name
     )

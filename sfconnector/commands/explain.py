@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from sfconnector.commands._common import config_option, fail, load_or_exit
+from sfconnector.commands._common import config_option, connect_or_exit, fail, load_or_exit
 from sfconnector.config import Config
 from sfconnector.errors import SfconnectorError
 from sfconnector.logging import configure_logging
@@ -108,10 +108,10 @@ def explain(
         _explain_opportunity(config, opportunity_id, as_json)
         return
     from sfconnector.pipeline.batch import BatchProcessor
-    from sfconnector.wiring import connect, decision_rules, org_lookups
+    from sfconnector.wiring import decision_rules, org_lookups
 
     try:
-        _, client = connect(config)
+        _, client = connect_or_exit(config)
         messages = _messages(event_file) if event_file else [_lead_message(client, config, str(lead_id))]
         # Not the daemon's client name: a lead the daemon wrote itself is still explained.
         processor = BatchProcessor(
@@ -139,12 +139,11 @@ def _explain_opportunity(config: Config, opportunity_id: str, as_json: bool) -> 
     from sfconnector.pipeline.lifecycle_reads import LifecycleReader
     from sfconnector.pipeline.reward_explain import OpportunityNotFound, explain_opportunity
     from sfconnector.soql import is_record_id
-    from sfconnector.wiring import connect
 
     if not is_record_id(opportunity_id):
         fail(f"{opportunity_id!r} is not a Salesforce record id", code=2)
     try:
-        _, client = connect(config)
+        _, client = connect_or_exit(config)
         reader = LifecycleReader(client, config.mapping, config.rewards)
         found = explain_opportunity(reader, config.rewards, opportunity_id, datetime.now(UTC).date())
     except OpportunityNotFound as exc:

@@ -17,7 +17,7 @@ from typing import Any
 import click
 import requests
 
-from sfconnector.commands._common import EXIT_CONFIG, config_option, fail, load_or_exit
+from sfconnector.commands._common import EXIT_CONFIG, config_option, connect_or_exit, fail, load_or_exit
 from sfconnector.config import Config
 from sfconnector.errors import SfconnectorError
 from sfconnector.logging import configure_logging
@@ -150,14 +150,13 @@ def reconcile(
         fail("the daemon is running (its health endpoint answers): it writes the queued repairs itself")
     from sfconnector.reconcile import reconciler_for
     from sfconnector.state import StateStore
-    from sfconnector.wiring import connect
 
     state = None
     progress = _Progress(tty=sys.stderr.isatty() and not as_json)
     try:
         if not dry_run or config.state.path.exists():
             state = StateStore.open(config.state.path)
-        _, client = connect(config)
+        _, client = connect_or_exit(config)
         summary = reconciler_for(config, client, state).run(since, dry_run=dry_run, progress=progress)
         progress.close()
         drained = _drain(config, client, state) if drain and state is not None else None

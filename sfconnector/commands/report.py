@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import click
 
-from sfconnector.commands._common import EXIT_CONFIG, config_option, fail, load_or_exit
+from sfconnector.commands._common import EXIT_CONFIG, config_option, connect_or_exit, fail, load_or_exit
 from sfconnector.commands.reconcile import parse_since
 from sfconnector.errors import SfconnectorError
 from sfconnector.logging import configure_logging
@@ -37,10 +37,9 @@ def report(config_path: str, fmt: str, since_text: str | None, top: int) -> None
     config = load_or_exit(config_path)
     configure_logging("warning", json=False)
     from sfconnector.report import ReportReader, render
-    from sfconnector.wiring import connect
 
     try:
-        _, client = connect(config)
+        _, client = connect_or_exit(config)
         program = ReportReader(client, config.mapping, config.routing).read(since, top=top)
     except SfconnectorError as exc:
         fail(str(exc))

@@ -6,7 +6,7 @@ import asyncio
 
 import click
 
-from sfconnector.commands._common import config_option, fail, load_or_exit
+from sfconnector.commands._common import config_option, connect_or_exit, fail, load_or_exit
 from sfconnector.errors import SfconnectorError
 from sfconnector.logging import configure_logging, get_logger
 
@@ -21,8 +21,10 @@ def run(config_path: str) -> None:
     log = get_logger("sfconnector.run")
     from sfconnector.daemon import Daemon
 
+    tokens, client = connect_or_exit(config)
+
     async def main() -> None:
-        daemon = Daemon(config)
+        daemon = Daemon(config, tokens=tokens, client=client)
         daemon.install_signal_handlers()
         await daemon.run()
 
