@@ -311,6 +311,9 @@ class RestApi:
             )
         if m == "PATCH":
             body = _json_object(call.body)
+            update_only = (call.query.get("updateOnly") or "").lower() == "true"
+            if update_only and not self.org.find_by_field(obj.name, fd, value):
+                raise not_found()  # updateOnly: a value that matches nothing creates nothing
             try:
                 rid, created = self._run(call, tx, True, lambda t: t.upsert(obj.name, fd.name, value, body))
             except DmlError as exc:

@@ -26,6 +26,13 @@ class EmulatorSettings:
     query_batch_size: int = 2000
     daily_api_requests: int | None = None  # None: what the seed says (demo: 100,000)
     base_url: str = ""  # https://127.0.0.1:<port>, known once the socket is bound
+    # Streaming (read by sfemulator.streaming through the `streaming_` prefix; docs/streaming.md).
+    streaming_timeout_ms: int = 110_000  # how long a /meta/connect is held (advice.timeout)
+    streaming_client_expiry_s: float = 40.0
+    streaming_max_batch: int = 1000
+    streaming_retention_hours_cdc: float = 72.0  # CDC and platform events
+    streaming_retention_hours_topic: float = 24.0  # PushTopic and generic
+    streaming_max_events_per_channel: int = 1_000_000
 
 
 @dataclass

@@ -199,7 +199,7 @@ class BayeuxServer:
 
         events: list[str] = []
         if connect_at is not None:
-            outcome = await self._connect(messages[_index_of_connect(messages)], user_id)
+            outcome = await self._connect(messages[_index_of_connect(messages)], user_id, _alive(request))
             if outcome is None:  # network cut: the reply is never written
                 if request.transport is not None:
                     request.transport.abort()
@@ -329,7 +329,7 @@ class BayeuxServer:
             self._subscribers.get(channel, set()).discard(client.client_id)
 
     async def _connect(
-        self, message: dict[str, Any], user_id: str | None
+        self, message: dict[str, Any], user_id: str | None, alive: Callable[[], bool] = lambda: True
     ) -> tuple[dict[str, Any], list[str]] | None:
         client, reply = self._check(message, CONNECT, user_id)
         if client is None:
@@ -354,7 +354,9 @@ class BayeuxServer:
         events = self._collect(client)
         if not events and timeout_ms > 0:
             outcome = await self._hold(client, timeout_ms / 1000)
-            if outcome == _CUT:
+            if outcome == _CUT or not alive():
+                # A client that abandoned its connect never reads this reply: leave the events for the
+                # connect it sends next instead of advancing its cursors into a dead socket.
                 return None
             if outcome == _FORGOTTEN:
                 return _base(message, CONNECT) | {
@@ -422,6 +424,14 @@ class BayeuxServer:
             held = client.held is not None and not client.held.done()
             if not held and now - client.last_seen > limit:
                 self._drop(client)
+
+
+def _alive(request: web.Request) -> Callable[[], bool]:
+    def alive() -> bool:
+        transport = request.transport
+        return transport is not None and not transport.is_closing()
+
+    return alive
 
 
 def _index_of_connect(messages: list[dict[str, Any]]) -> int:

@@ -189,8 +189,9 @@ def _org_records(org: Any, sobject: str) -> list[Mapping[str, Any]]:
     return [r for r in records(sobject, False) if not r.get("IsDeleted")]
 
 
-def _org_record(org: Any, record_id: str) -> Mapping[str, Any] | None:
-    get = getattr(org, "get", None)
+def _org_record(org: Any, record_id: str, deleted: bool = False) -> Mapping[str, Any] | None:
+    """The stored record; with `deleted`, also one in the recycle bin (a delete is matched on its last values)."""
+    get = getattr(org, "locate" if deleted else "get", None) or getattr(org, "get", None)
     found = get(record_id) if get is not None else None
     return found[1] if found else None
 
@@ -263,8 +264,9 @@ class PushTopics:
             return out
 
     def _record_after(self, change: Any) -> dict[str, Any]:
-        stored = _org_record(self._org, change.record_id)
+        stored = _org_record(self._org, change.record_id, deleted=change.change_type == "DELETE")
         record = dict(stored) if stored else {}
+        record.pop("IsDeleted", None)
         if change.change_type in ("CREATE", "UNDELETE", "UPDATE"):
             record.update(change.fields)  # the commit is the truth for what it wrote
         record["Id"] = change.record_id

@@ -1,0 +1,39 @@
+"""Fidelity of the emulator's REST API to salesforce-notes §2-§3 and §10, over HTTPS against the real emulator:
+details a client can tell apart, pinned one by one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+from conftest import new_token
+
+from sfemulator.server import Emulator
+
+
+def rest(emulator: Emulator, http: requests.Session, token: str) -> Any:
+    base = f"{emulator.base_url}/services/data/v59.0"
+
+    def call(method: str, path: str, **kw: Any) -> requests.Response:
+        headers = {"Authorization": f"Bearer {token}", **kw.pop("headers", {})}
+        return http.request(method, base + path, headers=headers, timeout=10, **kw)
+
+    return call
+
+
+def test_upsert_with_update_only_never_creates(
+    emulator_reset: Emulator, emulator_http: requests.Session
+) -> None:
+    call = rest(emulator_reset, emulator_http, new_token(emulator_reset, emulator_http))
+    path = "/sobjects/Advocate__c/Referral_Code__c/NEW-9001"
+    refused = call("PATCH", path + "?updateOnly=true", json={"Name": "Nobody"})
+    assert refused.status_code == 404
+    assert refused.json() == [{"message": "The requested resource does not exist", "errorCode": "NOT_FOUND"}]
+    assert refused.headers["Sforce-Limit-Info"].startswith("api-usage=")
+    count = "/query?q=SELECT+COUNT()+FROM+Advocate__c+WHERE+Referral_Code__c+=+'NEW-9001'"
+    assert call("GET", count).json()["totalSize"] == 0
+    created = call("PATCH", path, json={"Name": "Newcomer"})
+    assert created.status_code == 201 and created.json()["created"] is True
+    updated = call("PATCH", path + "?updateOnly=true", json={"Name": "Renamed"})
+    assert updated.status_code == 200
+    assert updated.json() == {"id": created.json()["id"], "success": True, "errors": [], "created": False}
