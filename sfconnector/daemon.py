@@ -88,6 +88,7 @@ class Daemon:
         self._intake_done = asyncio.Event()
         self._outbox_wakeup = asyncio.Event()
         self._draining = asyncio.Event()
+        self._drain_expired = asyncio.Event()
         self._ready_sent = False
         self.reconcile_requested: list[str] = []
         # Channels started at "latest" that have no checkpoint yet: when we first saw them live (epoch ms).
@@ -164,10 +165,15 @@ class Daemon:
                 await self._stop_reconcile(reconcile)
                 self._draining.set()
                 self._outbox_wakeup.set()
-                try:
-                    await asyncio.wait_for(writer, timeout=self._drain_timeout)
-                except TimeoutError:
+                await asyncio.wait({writer}, timeout=self._drain_timeout)
+                if not writer.done():
                     log.warning("daemon.drain_timeout", pending=self.state.status().outbox_pending)
+                    # Not cancelled: its thread would go on writing to Salesforce after the state closed, and
+                    # a write Salesforce accepted (an email) would be sent again after the restart. The
+                    # writer returns once the drain in hand is recorded.
+                    self._drain_expired.set()
+                    self._outbox_wakeup.set()
+                    await writer
         finally:
             self.state.close()
             log.info("daemon.stopped")
@@ -457,7 +463,7 @@ class Daemon:
                 if report.done or report.dead or report.skipped:
                     self._pulse()
             pending = status.outbox_pending + status.outbox_retrying
-            if self._draining.is_set() and (pending == 0 or report is None):
+            if self._drain_expired.is_set() or (self._draining.is_set() and (pending == 0 or report is None)):
                 return
             wait = self._writer_wait(report)
             if wait > 0:
