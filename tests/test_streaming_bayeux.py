@@ -398,7 +398,7 @@ def test_request_limits_chunked_bodies_and_websocket_probe(served: Served) -> No
 
 
 def test_stats_count_events_per_channel(served: Served) -> None:
-    served.org.commit(lead_create(lead_id(40)), lead_create(lead_id(41)))
+    served.org.commit(lead_create(lead_id(40), "Doe"), lead_create(lead_id(41), "Roe"))
     assert served.org.stats.events_by_channel == {"/data/LeadChangeEvent": 2, "/data/ChangeEvents": 2}
 
 

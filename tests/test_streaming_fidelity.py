@@ -161,3 +161,29 @@ def test_pushtopic_notifies_deletes_of_matching_records_with_their_last_values(
     assert [(e["data"]["event"]["type"], e["data"]["sobject"]) for e in delivered] == [
         ("deleted", {"Id": lead, "LastName": "Gone"})
     ]
+
+
+def test_one_change_to_several_records_of_a_transaction_is_one_event_with_all_their_ids(
+    emulator_reset: Emulator, emulator_http: requests.Session
+) -> None:
+    client = Bayeux(emulator_reset, emulator_http)
+    leads = [create_lead(emulator_reset, emulator_http, client.token, f"Bulk-{n}") for n in range(3)]
+    client.ready(LEADS)
+    api = f"{emulator_reset.base_url}/services/data/v59.0/composite/sobjects"
+    headers = {"Authorization": f"Bearer {client.token}", "Sforce-Auto-Assign": "FALSE"}
+    same = [{"attributes": {"type": "Lead"}, "id": lead, "Title": "Buyer"} for lead in leads[:2]]
+    different = [{"attributes": {"type": "Lead"}, "id": leads[2], "Title": "Owner"}]
+    update = emulator_http.patch(
+        api, json={"allOrNone": True, "records": same + different}, headers=headers, timeout=10
+    )
+    assert update.status_code == 200 and all(r["success"] for r in update.json())
+    ids = ",".join(leads)
+    assert emulator_http.delete(f"{api}?ids={ids}&allOrNone=true", headers=headers, timeout=10).ok
+    headers_seen = [
+        e["data"]["payload"]["ChangeEventHeader"] for e in events(client.connect("c1", timeout_ms=1500))
+    ]
+    assert [(h["changeType"], h["recordIds"], h["sequenceNumber"]) for h in headers_seen] == [
+        ("UPDATE", leads[:2], 1),
+        ("UPDATE", leads[2:], 2),
+        ("DELETE", leads, 1),
+    ]

@@ -195,20 +195,25 @@ def _data_body(schema: str, payload: Mapping[str, Any], event_prefix: str = "") 
     return EventBody(head, '}},"channel":')
 
 
-def cdc_body(commit: CommitLike, change: ChangeLike, sequence_number: int) -> EventBody:
-    """One change event (shared by the entity channel and /data/ChangeEvents)."""
+def _cdc_fields(change: ChangeLike) -> tuple[dict[str, Any], list[str] | None]:
+    """The event body fields of one change and its changedFields (UPDATE only)."""
     change_type = change.change_type
     if change_type == "DELETE":
-        payload: dict[str, Any] = {}
-        changed = None
-    else:
-        payload, names = nest_fields(change.entity, change.fields, keep_nulls=change_type == "UPDATE")
-        changed = names if change_type == "UPDATE" else None
+        return {}, None
+    payload, names = nest_fields(change.entity, change.fields, keep_nulls=change_type == "UPDATE")
+    return payload, names if change_type == "UPDATE" else None
+
+
+def cdc_body(
+    commit: CommitLike, change: ChangeLike, sequence_number: int, record_ids: list[str] | None = None
+) -> EventBody:
+    """One change event (shared by the entity channel and /data/ChangeEvents)."""
+    payload, changed = _cdc_fields(change)
     payload["ChangeEventHeader"] = change_event_header(
         commit,
         entity=change.entity,
-        record_ids=[change.record_id],
-        change_type=change_type,
+        record_ids=record_ids or [change.record_id],
+        change_type=change.change_type,
         sequence_number=sequence_number,
         changed_fields=changed,
     )
@@ -233,16 +238,33 @@ def header_only_body(header: Mapping[str, Any], entity: str) -> EventBody:
 def commit_events(commit: CommitLike, excluded_entities: Iterable[str] = ()) -> list[tuple[str, EventBody]]:
     """Every CDC and platform event message a commit publishes, in commit order."""
     excluded = set(excluded_entities)
-    out: list[tuple[str, EventBody]] = []
-    sequence = 0
+    # Salesforce sends one change event for the same change to several records of one object in one
+    # transaction (notes §5.5: recordIds holds them all), at the place of the first of them.
+    groups: dict[tuple[str, str, str], list[str]] = {}
+    slots: list[tuple[str, Any]] = []  # ("pe", change) | ("cdc", (change, its group's record ids))
     for change in commit.changes:
         if change.change_type == "PUBLISH" or is_platform_event(change.entity):
-            out.append((pe_channel(change.entity), pe_body(commit, change)))
+            slots.append(("pe", change))
             continue
         if change.entity in excluded:
             continue
+        fields, changed = _cdc_fields(change)
+        key = (change.entity, change.change_type, json.dumps([fields, changed], sort_keys=True, default=str))
+        ids = groups.get(key)
+        if ids is not None and change.record_id not in ids:
+            ids.append(change.record_id)
+            continue
+        groups[key] = ids = [change.record_id]
+        slots.append(("cdc", (change, ids)))
+    out: list[tuple[str, EventBody]] = []
+    sequence = 0
+    for kind, item in slots:
+        if kind == "pe":
+            out.append((pe_channel(item.entity), pe_body(commit, item)))
+            continue
+        change, ids = item
         sequence += 1
-        body = cdc_body(commit, change, sequence)
+        body = cdc_body(commit, change, sequence, ids)
         out.append((cdc_channel(change.entity), body))
         out.append((ALL_CHANGE_EVENTS, body))
     return out
