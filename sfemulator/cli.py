@@ -39,7 +39,16 @@ demo-password, JWT signing key DIR/jwt-key.pem. Clients must trust DIR/ca.pem.
 @click.option(
     "--latency-ms", default=0, show_default=True, type=click.IntRange(0), help="Added to every API call."
 )
-def emulator_command(host: str, port: int, tls_dir: Path, seed: str, latency_ms: int) -> None:
+@click.option(
+    "--streaming-timeout-ms",
+    default=110_000,
+    show_default=True,
+    type=click.IntRange(1),
+    help="How long CometD holds a /meta/connect (advice.timeout).",
+)
+def emulator_command(
+    host: str, port: int, tls_dir: Path, seed: str, latency_ms: int, streaming_timeout_ms: int
+) -> None:
     """Run a local Salesforce org (REST, OAuth, SOAP login, SOQL, CometD) over HTTPS."""
     from sfemulator.seed import SeedError, resolve_seed
     from sfemulator.server import Emulator
@@ -49,7 +58,14 @@ def emulator_command(host: str, port: int, tls_dir: Path, seed: str, latency_ms:
             resolve_seed(seed)
         except SeedError as exc:
             raise click.UsageError(str(exc)) from None
-    emulator = Emulator(host=host, port=port, tls_dir=tls_dir, seed=seed, latency_ms=latency_ms)
+    emulator = Emulator(
+        host=host,
+        port=port,
+        tls_dir=tls_dir,
+        seed=seed,
+        latency_ms=latency_ms,
+        streaming_timeout_ms=streaming_timeout_ms,
+    )
     try:
         emulator.prepare()
     except SeedError as exc:

@@ -26,6 +26,7 @@ def test_help_documents_the_control_api() -> None:
     ):
         assert route in result.output
     assert "--tls-dir" in result.output and "--seed" in result.output and "--latency-ms" in result.output
+    assert "--streaming-timeout-ms" in result.output
 
 
 def test_missing_seed_file_is_a_usage_error(tmp_path: Path) -> None:
@@ -46,6 +47,8 @@ def test_serves_until_sigterm(tmp_path: Path) -> None:
         "0",
         "--tls-dir",
         str(tmp_path / "tls"),
+        "--streaming-timeout-ms",
+        "4000",
     ]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
@@ -66,6 +69,15 @@ def test_serves_until_sigterm(tmp_path: Path) -> None:
         http = trusting_session(ca)
         versions = http.get(f"{base_url}/services/data/", timeout=10).json()
         assert versions[-1]["version"] == "67.0"
+        token = http.post(f"{base_url}/_emulator/sessions", json={}, timeout=10).json()["access_token"]
+        cometd, auth = f"{base_url}/cometd/59.0", {"Authorization": f"Bearer {token}"}
+        handshake = [{"channel": "/meta/handshake", "version": "1.0", "id": "1"}]
+        client_id = http.post(cometd, json=handshake, headers=auth, timeout=10).json()[0]["clientId"]
+        connect = [
+            {"channel": "/meta/connect", "clientId": client_id, "connectionType": "long-polling", "id": "2"}
+        ]
+        first = http.post(cometd, json=connect, headers=auth, timeout=10).json()[0]
+        assert first["advice"] == {"reconnect": "retry", "interval": 0, "timeout": 4000}
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0
     finally:
