@@ -312,10 +312,14 @@ class RestApi:
         if m == "PATCH":
             body = _json_object(call.body)
             update_only = (call.query.get("updateOnly") or "").lower() == "true"
-            if update_only and not self.org.find_by_field(obj.name, fd, value):
+            creating = not self.org.find_by_field(obj.name, fd, value)
+            if update_only and creating:
                 raise not_found()  # updateOnly: a value that matches nothing creates nothing
             try:
-                rid, created = self._run(call, tx, True, lambda t: t.upsert(obj.name, fd.name, value, body))
+                # An AssignmentRule id in Sforce-Auto-Assign runs for created records only (notes §4.1).
+                rid, created = self._run(
+                    call, tx, creating, lambda t: t.upsert(obj.name, fd.name, value, body)
+                )
             except DmlError as exc:
                 if exc.http_status == 300:
                     urls = [f"/services/data/v{call.version}/sobjects/{obj.name}/{i}" for i in exc.fields]

@@ -8,6 +8,7 @@ from typing import Any
 import requests
 from conftest import new_token
 
+from sfemulator.ids import to18
 from sfemulator.server import Emulator
 
 
@@ -37,3 +38,25 @@ def test_upsert_with_update_only_never_creates(
     updated = call("PATCH", path + "?updateOnly=true", json={"Name": "Renamed"})
     assert updated.status_code == 200
     assert updated.json() == {"id": created.json()["id"], "success": True, "errors": [], "created": False}
+
+
+def test_an_assignment_rule_id_header_runs_the_rule_on_upsert_creates_only(
+    emulator_reset: Emulator, emulator_http: requests.Session
+) -> None:
+    call = rest(emulator_reset, emulator_http, new_token(emulator_reset, emulator_http))
+    reps = {
+        r["Username"]: r["Id"]
+        for r in call("GET", "/query?q=SELECT+Id,Username+FROM+User+WHERE+IsActive+=+true").json()["records"]
+    }
+    diego, alice = reps["diego.alvarez@sfconnector.test"], reps["alice.nguyen@sfconnector.test"]
+    rule = {"Sforce-Auto-Assign": to18("01Q5g0000000001")}
+    path = "/sobjects/Lead/External_Key__c/ext-rule-1"
+    body = {"LastName": "Rule", "Company": "Globex", "Country": "Germany", "OwnerId": alice}
+    created = call("PATCH", path, json=body, headers=rule)
+    assert created.status_code == 201
+    lead = created.json()["id"]
+    assert call("GET", f"/sobjects/Lead/{lead}").json()["OwnerId"] == diego  # the rule ran on the create
+    assert call("PATCH", path, json={"OwnerId": alice}, headers=rule).status_code == 200
+    assert call("GET", f"/sobjects/Lead/{lead}").json()["OwnerId"] == alice  # not on the update
+    assert call("PATCH", path, json={"OwnerId": alice}).status_code == 200
+    assert call("GET", f"/sobjects/Lead/{lead}").json()["OwnerId"] == diego  # TRUE (default) runs on updates
