@@ -26,6 +26,7 @@ from sfemulator.store import Org, Transaction, WriteContext
 MIN_VERSION = 20
 MAX_VERSION = 67
 COMPOSITE_LIMIT = 25
+COMPOSITE_HEAVY_LIMIT = 5  # of those, query/queryAll and sObject Collections subrequests
 COLLECTION_LIMIT = 200
 _VERSION_RE = re.compile(r"^v(\d{2})\.0$")
 _REF_RE = re.compile(r"@\{([A-Za-z0-9_]+)((?:\.[A-Za-z0-9_]+|\[\d+\])*)\}")
@@ -612,6 +613,14 @@ class RestApi:
             raise ApiError(400, "JSON_PARSER_ERROR", "compositeRequest: a non-empty array is required")
         if len(subs) > COMPOSITE_LIMIT:
             raise ApiError(400, "LIMIT_EXCEEDED", f"Exceeded max limit of subrequests: {COMPOSITE_LIMIT}")
+        heavy = sum(1 for sub in subs if isinstance(sub, dict) and _is_query_or_collection(sub.get("url")))
+        if heavy > COMPOSITE_HEAVY_LIMIT:
+            # Notes §3.2: at most 5 of the 25 may be query / sObject Collections subrequests.
+            raise ApiError(
+                400,
+                "LIMIT_EXCEEDED",
+                f"Exceeded max limit of query or sObject Collections subrequests: {COMPOSITE_HEAVY_LIMIT}",
+            )
         seen: set[str] = set()
         for sub in subs:
             ref = sub.get("referenceId") if isinstance(sub, dict) else None
@@ -838,6 +847,16 @@ class _CaseInsensitive(dict[str, str]):
 
     def get(self, key: str, default: Any = None) -> Any:
         return super().get(key.lower(), default)
+
+
+def _is_query_or_collection(url: Any) -> bool:
+    path = str(url or "").partition("?")[0]
+    segments = [seg for seg in path.split("/") if seg]
+    if segments[:2] == ["services", "data"]:
+        segments = segments[3:]
+    return bool(segments) and (
+        segments[0] in ("query", "queryAll") or segments[:2] == ["composite", "sobjects"]
+    )
 
 
 def _kind_of(call: Call) -> str | None:

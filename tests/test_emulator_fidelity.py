@@ -60,3 +60,31 @@ def test_an_assignment_rule_id_header_runs_the_rule_on_upsert_creates_only(
     assert call("GET", f"/sobjects/Lead/{lead}").json()["OwnerId"] == alice  # not on the update
     assert call("PATCH", path, json={"OwnerId": alice}).status_code == 200
     assert call("GET", f"/sobjects/Lead/{lead}").json()["OwnerId"] == diego  # TRUE (default) runs on updates
+
+
+def test_composite_allows_at_most_five_query_or_collection_subrequests(
+    emulator_reset: Emulator, emulator_http: requests.Session
+) -> None:
+    call = rest(emulator_reset, emulator_http, new_token(emulator_reset, emulator_http))
+    query = "/services/data/v59.0/query?q=SELECT+Id+FROM+Account"
+    collection = "/services/data/v59.0/composite/sobjects"
+    record = {
+        "allOrNone": False,
+        "records": [{"attributes": {"type": "Lead"}, "LastName": "C", "Company": "C"}],
+    }
+
+    def composite(count: int) -> requests.Response:
+        subs: list[dict[str, Any]] = [
+            {"method": "GET", "url": query, "referenceId": f"q{n}"} for n in range(count - 1)
+        ]
+        subs.append({"method": "POST", "url": collection, "referenceId": "c", "body": record})
+        subs.append({"method": "GET", "url": "/services/data/v59.0/limits", "referenceId": "plain"})
+        return call("POST", "/composite", json={"allOrNone": False, "compositeRequest": subs})
+
+    five = composite(5)
+    assert five.status_code == 200
+    assert [r["httpStatusCode"] for r in five.json()["compositeResponse"]] == [200, 200, 200, 200, 200, 200]
+    six = composite(6)
+    assert six.status_code == 400 and six.json()[0]["errorCode"] == "LIMIT_EXCEEDED"
+    leads = call("GET", "/query?q=SELECT+COUNT()+FROM+Lead+WHERE+Company+=+'C'").json()["totalSize"]
+    assert leads == 1  # the refused request wrote nothing
