@@ -10,7 +10,8 @@ import click
 
 from sfconnector.commands._common import config_option, connect_or_exit, fail, load_or_exit
 from sfconnector.config import Config
-from sfconnector.state import StateError, StateStore
+from sfconnector.errors import SfconnectorError
+from sfconnector.state import DeadLetter, StateError, StateStore
 
 if TYPE_CHECKING:
     from sfconnector.pipeline.batch import ProcessedBatch
@@ -81,22 +82,29 @@ def retry(config_path: str, ids: tuple[int, ...]) -> None:
             if letter is None:
                 fail(f"no dead letter with id {id_}")
                 return
-            if letter.source == "outbox":
-                state.retry_dead_letter(id_)
-                click.echo(f"{id_}: write back in the outbox ({letter.reason})")
-                continue
-            message = letter.payload
-            if not (isinstance(message.get("channel"), str) and isinstance(message.get("data"), dict)):
-                fail(
-                    f"{id_}: no original event kept ({letter.reason}); fix the record in Salesforce and drop it"
-                )
-            processed = _decide_again(config, state, dict(message))
-            if processed.decided.dead_letters:
-                reason = processed.decided.dead_letters[0].reason
-                fail(f"{id_}: still cannot be processed: {reason}")
-            state.commit_batch(replace(processed.decided, checkpoints={}))
-            state.drop_dead_letter(id_)
-            click.echo(f"{id_}: decided again, {len(processed.decided.outbox)} write(s) queued")
+            try:
+                _retry_one(config, state, letter)
+            except SfconnectorError as exc:  # the org unreachable, an entry pruned meanwhile: say so
+                fail(f"{id_}: not retried: {exc}")
+
+
+def _retry_one(config: Config, state: StateStore, letter: DeadLetter) -> None:
+    """Refused write: back in the outbox. Bad event: decided again and its writes queued."""
+    id_ = letter.id
+    if letter.source == "outbox":
+        state.retry_dead_letter(id_)
+        click.echo(f"{id_}: write back in the outbox ({letter.reason})")
+        return
+    message = letter.payload
+    if not (isinstance(message.get("channel"), str) and isinstance(message.get("data"), dict)):
+        fail(f"{id_}: no original event kept ({letter.reason}); fix the record in Salesforce and drop it")
+    processed = _decide_again(config, state, dict(message))
+    if processed.decided.dead_letters:
+        reason = processed.decided.dead_letters[0].reason
+        fail(f"{id_}: still cannot be processed: {reason}")
+    # The writes and the end of the dead letter in one transaction: a crash leaves one or the other.
+    state.commit_batch(replace(processed.decided, checkpoints={}, resolves_dead_letters=[id_]))
+    click.echo(f"{id_}: decided again, {len(processed.decided.outbox)} write(s) queued")
 
 
 def _decide_again(config: Config, state: StateStore, message: dict[str, Any]) -> ProcessedBatch:
