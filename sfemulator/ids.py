@@ -8,7 +8,7 @@ import threading
 
 _SUFFIX_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-_ID_RE = re.compile(r"^[a-zA-Z0-9]{15}(?:[A-Z0-5]{3})?$")
+_ID_RE = re.compile(r"^[a-zA-Z0-9]{15}(?:[a-zA-Z0-5]{3})?$")
 
 # Key prefixes identical in every org; custom objects get org-specific ones starting with 'a'.
 STANDARD_PREFIXES = {
@@ -36,18 +36,39 @@ def checksum_suffix(id15: str) -> str:
     return suffix
 
 
+def _restore_case(id18: str) -> str | None:
+    """The 15-character id an 18-character one names, in whatever case it was written (18-character ids
+    are case-insensitive: the suffix records which characters are upper case); None if it cannot be."""
+    suffix = id18[15:].upper()
+    out: list[str] = []
+    for i in range(3):
+        bits = _SUFFIX_ALPHABET.find(suffix[i])
+        if bits < 0:
+            return None
+        for j in range(5):
+            char = id18[i * 5 + j]
+            if bits >> j & 1:
+                if not char.isalpha():
+                    return None
+                out.append(char.upper())
+            else:
+                out.append(char.lower())
+    return "".join(out)
+
+
 def to18(record_id: str) -> str:
     """Normalise a 15- or 18-character id to its 18-character form."""
     if len(record_id) == 18:
-        return record_id[:15] + checksum_suffix(record_id[:15])
+        id15 = _restore_case(record_id) or record_id[:15]
+        return id15 + checksum_suffix(id15)
     return record_id + checksum_suffix(record_id)
 
 
 def looks_like_id(value: str) -> bool:
-    """True for a syntactically valid 15- or 18-character id with a correct suffix."""
+    """True for a syntactically valid 15-character id, or an 18-character one (any case) whose suffix fits."""
     if not _ID_RE.match(value):
         return False
-    return len(value) == 15 or value[15:].upper() == checksum_suffix(value[:15])
+    return len(value) == 15 or _restore_case(value) is not None
 
 
 class IdFactory:

@@ -267,8 +267,9 @@ class RestApi:
         """The 18-char id for a path segment, None if it is not id-shaped; MALFORMED_ID if it is but wrong."""
         if not re.fullmatch(r"[a-zA-Z0-9]{15}(?:[a-zA-Z0-9]{3})?", segment):
             return None
-        if not looks_like_id(segment) or segment[:3] != obj.key_prefix:
-            if segment[:3] == obj.key_prefix or self.org.schema.by_prefix(segment[:3]) is not None:
+        prefix = to18(segment)[:3] if len(segment) == 18 and looks_like_id(segment) else segment[:3]
+        if not looks_like_id(segment) or prefix != obj.key_prefix:
+            if prefix == obj.key_prefix or self.org.schema.by_prefix(prefix) is not None:
                 raise ApiError(
                     400, "MALFORMED_ID", f"{obj.label} ID: id value of incorrect type: {segment}", ["Id"]
                 )

@@ -88,3 +88,28 @@ def test_composite_allows_at_most_five_query_or_collection_subrequests(
     assert six.status_code == 400 and six.json()[0]["errorCode"] == "LIMIT_EXCEEDED"
     leads = call("GET", "/query?q=SELECT+COUNT()+FROM+Lead+WHERE+Company+=+'C'").json()["totalSize"]
     assert leads == 1  # the refused request wrote nothing
+
+
+def test_eighteen_character_ids_are_case_insensitive(
+    emulator_reset: Emulator, emulator_http: requests.Session
+) -> None:
+    call = rest(emulator_reset, emulator_http, new_token(emulator_reset, emulator_http))
+    lead = call("POST", "/sobjects/Lead/", json={"LastName": "Case", "Company": "C"}).json()["id"]
+    owner = call("GET", "/query?q=SELECT+Id+FROM+User+WHERE+IsActive+=+true+LIMIT+1").json()["records"][0][
+        "Id"
+    ]
+    assert lead != lead.lower() and owner != owner.lower()
+    fetched = call("GET", f"/sobjects/Lead/{lead.lower()}?fields=Id")
+    assert fetched.status_code == 200 and fetched.json()["Id"] == lead
+    update = call(
+        "PATCH",
+        f"/sobjects/Lead/{lead.upper()}",
+        json={"OwnerId": owner.lower()},
+        headers={"Sforce-Auto-Assign": "FALSE"},
+    )
+    assert update.status_code == 204
+    found = call("GET", f"/query?q=SELECT+OwnerId+FROM+Lead+WHERE+Id+=+'{lead.lower()}'").json()["records"]
+    assert [r["OwnerId"] for r in found] == [owner]
+    # The 15-character form stays case-sensitive, and a suffix that cannot fit the id is still malformed.
+    assert call("GET", f"/sobjects/Lead/{lead[:15].swapcase()}").status_code == 404
+    assert call("GET", f"/sobjects/Lead/{lead[:15]}ZZZ").json()[0]["errorCode"] == "MALFORMED_ID"
