@@ -18,8 +18,9 @@ from sfconnector.events import BadEvent, PlatformEvent, RecordChange, StreamEven
 from sfconnector.pipeline.candidates import ReferralCandidate, referral_candidates
 from sfconnector.pipeline.lifecycle import LifecycleDecider, PipelineLookups, PipelineRules
 from sfconnector.pipeline.lifecycle_reads import LifecycleReader
-from sfconnector.pipeline.lookups import OrgLookups
+from sfconnector.pipeline.lookups import BatchLookups, OrgLookups
 from sfconnector.pipeline.referrals import DecisionRules, ReferralOutcome, decide_referral
+from sfconnector.rules.model import PriorReferral
 from sfconnector.state import DecidedBatch, NewDeadLetter, OutboxEntry
 
 log = structlog.get_logger("sfconnector.pipeline")
@@ -129,9 +130,20 @@ class BatchProcessor:
         )
         now = self._clock()
         outcomes: list[ReferralOutcome] = []
-        for candidate in candidates:
+        # Referrals decided earlier in this batch are not in Salesforce yet: each later candidate sees them
+        # as prior referrals of the same person, as it would had they come in an earlier batch (a web form
+        # submitted twice must not count twice because both submissions fell in one batch).
+        earlier: dict[str, list[tuple[str, PriorReferral]]] = {}
+        for candidate in sorted(candidates, key=lambda c: (c.created_at, c.referral_key)):
+            email = _email_of(candidate, lookups, self._rules)
+            same_person = [p for key, p in earlier.get(email, ()) if key != candidate.referral_key]
+            view = lookups
+            if same_person:
+                prior = {**lookups.prior_referrals}
+                prior[email] = (*prior.get(email, ()), *same_person)
+                view = replace(lookups, prior_referrals=prior)
             try:
-                outcome = decide_referral(candidate, lookups, self._rules, now)
+                outcome = decide_referral(candidate, view, self._rules, now)
             except Exception as exc:  # a rule bug must cost one referral, not the daemon
                 log.error("routing.decision_failed", source=candidate.source_key, error=repr(exc))
                 dead.append(
@@ -156,7 +168,24 @@ class BatchProcessor:
                 reason=outcome.routing.reason,
             )
             outcomes.append(outcome)
+            if email and outcome.advocate is not None:  # its Referral__c will name the advocate
+                earlier.setdefault(email, []).append(
+                    (
+                        candidate.referral_key,
+                        PriorReferral(
+                            candidate.referral_key, outcome.advocate.facts.advocate_id, candidate.created_at
+                        ),
+                    )
+                )
         return outcomes, dead
+
+
+def _email_of(candidate: ReferralCandidate, lookups: BatchLookups, rules: DecisionRules) -> str:
+    """The referred person's email as the decision will read it (a late code's lead is fetched)."""
+    email = candidate.email
+    if candidate.needs_lead_fetch and candidate.lead_id and candidate.lead_id in lookups.leads:
+        email = lookups.leads[candidate.lead_id].get(rules.mapping.lead.email)
+    return str(email or "").lower()
 
 
 def _with_reassignments(
