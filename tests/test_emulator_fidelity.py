@@ -113,3 +113,72 @@ def test_eighteen_character_ids_are_case_insensitive(
     # The 15-character form stays case-sensitive, and a suffix that cannot fit the id is still malformed.
     assert call("GET", f"/sobjects/Lead/{lead[:15].swapcase()}").status_code == 404
     assert call("GET", f"/sobjects/Lead/{lead[:15]}ZZZ").json()[0]["errorCode"] == "MALFORMED_ID"
+
+
+def test_query_all_pages_continue_under_query_and_include_deleted_rows(
+    emulator_reset: Emulator, emulator_http: requests.Session
+) -> None:
+    token = new_token(emulator_reset, emulator_http)
+    call = rest(emulator_reset, emulator_http, token)
+    ids: list[str] = []
+    for batch in range(2):
+        records = [
+            {"attributes": {"type": "Lead"}, "LastName": f"P{batch}-{n}", "Company": "Paged"}
+            for n in range(150)
+        ]
+        ids += [
+            r["id"]
+            for r in call("POST", "/composite/sobjects", json={"allOrNone": True, "records": records}).json()
+        ]
+    assert call("DELETE", f"/composite/sobjects?ids={','.join(ids[:100])}&allOrNone=true").status_code == 200
+    small = {"Sforce-Query-Options": "batchSize=200"}
+    soql = "SELECT Id, IsDeleted FROM Lead WHERE Company = 'Paged'"
+    assert call("GET", f"/query?q={soql}", headers=small).json()["totalSize"] == 200
+    first = call("GET", f"/queryAll?q={soql}", headers=small).json()
+    assert first["totalSize"] == 300 and first["done"] is False and len(first["records"]) == 200
+    assert first["nextRecordsUrl"].startswith("/services/data/v59.0/query/")  # not /queryAll/ (notes §2.4)
+    locator = first["nextRecordsUrl"].rsplit("/", 1)[1]
+    auth = {"Authorization": f"Bearer {token}", **small}
+    # Used verbatim (simple-salesforce), or as a last segment under another version and queryAll (jsforce).
+    pages = [
+        emulator_http.get(f"{emulator_reset.base_url}{path}", headers=auth, timeout=10).json()
+        for path in (first["nextRecordsUrl"], f"/services/data/v45.0/queryAll/{locator}")
+    ]
+    for page in pages:
+        assert page["totalSize"] == 300 and page["done"] is True and "nextRecordsUrl" not in page
+    rows = first["records"] + pages[0]["records"]
+    assert sorted(r["Id"] for r in rows) == sorted(ids)
+    assert sum(r["IsDeleted"] for r in rows) == 100
+    assert pages[1]["records"] == pages[0]["records"]
+
+
+def test_composite_without_all_or_none_halts_only_the_dependents_of_a_failure(
+    emulator_reset: Emulator, emulator_http: requests.Session
+) -> None:
+    call = rest(emulator_reset, emulator_http, new_token(emulator_reset, emulator_http))
+    url = "/services/data/v59.0/sobjects"
+    subs = [
+        {"method": "POST", "url": f"{url}/Lead", "referenceId": "bad", "body": {"LastName": "NoCompany"}},
+        {
+            "method": "POST",
+            "url": f"{url}/Task",
+            "referenceId": "task",
+            "body": {"Subject": "x", "WhoId": "@{bad.id}"},
+        },
+        {
+            "method": "POST",
+            "url": f"{url}/Lead",
+            "referenceId": "good",
+            "body": {"LastName": "Ok", "Company": "C"},
+        },
+    ]
+    reply = call("POST", "/composite", json={"allOrNone": False, "compositeRequest": subs})
+    assert reply.status_code == 200
+    bad, task, good = reply.json()["compositeResponse"]
+    assert bad["httpStatusCode"] == 400 and bad["body"][0]["errorCode"] == "REQUIRED_FIELD_MISSING"
+    assert task["httpStatusCode"] == 400 and task["body"][0]["errorCode"] == "PROCESSING_HALTED"
+    assert task["body"][0]["message"].startswith(
+        "Invalid reference specified. No value for bad.id found in bad"
+    )
+    assert good["httpStatusCode"] == 201 and good["body"]["success"] is True
+    assert call("GET", f"/sobjects/Lead/{good['body']['id']}?fields=LastName").json()["LastName"] == "Ok"
