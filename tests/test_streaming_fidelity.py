@@ -187,3 +187,44 @@ def test_one_change_to_several_records_of_a_transaction_is_one_event_with_all_th
         ("UPDATE", leads[2:], 2),
         ("DELETE", leads, 1),
     ]
+
+
+def test_platform_events_published_in_collections_and_composite_are_delivered(
+    emulator_reset: Emulator, emulator_http: requests.Session
+) -> None:
+    client = Bayeux(emulator_reset, emulator_http)
+    channel = "/event/Referral_Submitted__e"
+    client.ready(channel)
+    base = f"{emulator_reset.base_url}/services/data/v59.0"
+    auth = {"Authorization": f"Bearer {client.token}"}
+    event = {
+        "attributes": {"type": "Referral_Submitted__e"},
+        "Referral_Code__c": "GRACE-1001",
+        "Phone__c": "+1",
+    }
+    collection = emulator_http.post(
+        f"{base}/composite/sobjects", json={"allOrNone": False, "records": [event]}, headers=auth, timeout=10
+    ).json()
+    sub = {
+        "method": "POST",
+        "url": "/services/data/v59.0/sobjects/Referral_Submitted__e",
+        "referenceId": "pe",
+    }
+    composite = emulator_http.post(
+        f"{base}/composite",
+        json={"compositeRequest": [{**sub, "body": {"Referral_Code__c": "ALAN-1002"}}]},
+        headers=auth,
+        timeout=10,
+    ).json()["compositeResponse"][0]
+    assert composite["httpStatusCode"] == 201
+    results = [collection[0], composite["body"]]
+    for result in results:
+        assert result["id"].startswith("e01") and result["success"] is True
+        assert result["errors"][0]["statusCode"] == "OPERATION_ENQUEUED"
+    delivered = events(client.connect("c1", timeout_ms=1500))
+    assert [e["channel"] for e in delivered] == [channel, channel]
+    assert [e["data"]["payload"]["Referral_Code__c"] for e in delivered] == ["GRACE-1001", "ALAN-1002"]
+    assert delivered[0]["data"]["payload"]["Phone__c"] == "+1"
+    assert [e["data"]["event"]["EventUuid"] for e in delivered] == [
+        r["errors"][0]["message"] for r in results
+    ]
