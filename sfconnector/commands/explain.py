@@ -108,8 +108,11 @@ def explain(
         _explain_opportunity(config, opportunity_id, as_json)
         return
     from sfconnector.pipeline.batch import BatchProcessor
+    from sfconnector.soql import is_record_id
     from sfconnector.wiring import decision_rules, org_lookups
 
+    if lead_id is not None and not is_record_id(lead_id):
+        fail(f"{lead_id!r} is not a Salesforce record id", code=2)
     try:
         _, client = connect_or_exit(config)
         messages = _messages(event_file) if event_file else [_lead_message(client, config, str(lead_id))]
