@@ -4,6 +4,7 @@ details a client can tell apart, pinned one by one."""
 from __future__ import annotations
 
 from typing import Any
+from xml.etree import ElementTree
 
 import requests
 from conftest import new_token
@@ -182,3 +183,46 @@ def test_composite_without_all_or_none_halts_only_the_dependents_of_a_failure(
     )
     assert good["httpStatusCode"] == 201 and good["body"]["success"] is True
     assert call("GET", f"/sobjects/Lead/{good['body']['id']}?fields=LastName").json()["LastName"] == "Ok"
+
+
+def test_jsforce_soap_login_chunked_with_an_empty_soap_action(
+    emulator_reset: Emulator, emulator_http: requests.Session
+) -> None:
+    envelope = (
+        '<se:Envelope xmlns:se="http://schemas.xmlsoap.org/soap/envelope/"><se:Header/><se:Body>'
+        '<login xmlns="urn:partner.soap.sforce.com"><username>integration@sfconnector.test</username>'
+        "<password>demo-password</password></login></se:Body></se:Envelope>"
+    )
+
+    def chunks() -> Any:  # no Content-Length: Transfer-Encoding chunked (notes §10)
+        yield envelope[:40].encode()
+        yield envelope[40:].encode()
+
+    reply = emulator_http.post(
+        f"{emulator_reset.base_url}/services/Soap/u/59.0",
+        data=chunks(),
+        headers={"Content-Type": "text/xml", "SOAPAction": '""'},
+        timeout=10,
+    )
+    assert reply.status_code == 200 and reply.request.headers.get("Transfer-Encoding") == "chunked"
+    root = ElementTree.fromstring(reply.content)
+    unprefixed = {
+        el.tag.rsplit("}", 1)[-1]: el.text for el in root.iter() if not el.tag.startswith("{urn:fault")
+    }
+    assert unprefixed["serverUrl"].startswith(emulator_reset.base_url + "/services/Soap/u/59.0/")
+    assert unprefixed["passwordExpired"] == "false"
+    assert unprefixed["organizationId"].startswith("00D") and unprefixed["userId"].startswith("005")
+    token = unprefixed["sessionId"]
+    limits = emulator_http.get(
+        f"{emulator_reset.base_url}/services/data/v59.0/limits", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert limits.status_code == 200
+    wrong = emulator_http.post(
+        f"{emulator_reset.base_url}/services/Soap/u/59.0",
+        data=envelope.replace("demo-password", "nope"),
+        headers={"Content-Type": "text/xml", "SOAPAction": '""'},
+        timeout=10,
+    )
+    assert wrong.status_code >= 400
+    fault = ElementTree.fromstring(wrong.content).find(".//faultstring")
+    assert fault is not None and "INVALID_LOGIN" in (fault.text or "")
