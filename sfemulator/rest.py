@@ -806,6 +806,9 @@ _EMAIL_SIMPLE_DESCRIBE = {
         for n, t, r in (
             ("emailAddresses", "STRING", False),
             ("emailAddressesArray", "STRING", False),
+            ("recipientAddresses", "STRING", False),
+            ("ccAddresses", "STRING", False),
+            ("bccAddresses", "STRING", False),
             ("emailSubject", "STRING", True),
             ("emailBody", "TEXTAREA", True),
             ("senderType", "STRING", False),
@@ -823,7 +826,9 @@ _EMAIL_SIMPLE_DESCRIBE = {
 def _email_input_error(item: Any) -> str | None:
     if not isinstance(item, dict):
         return "each input must be a JSON object"
-    if not (item.get("emailAddresses") or item.get("emailAddressesArray") or item.get("recipientId")):
+    # recipientAddresses/ccAddresses/bccAddresses are the v65.0+ inputs (notes §7); the older ones still work.
+    recipients = ("emailAddresses", "emailAddressesArray", "recipientId", "recipientAddresses")
+    if not any(item.get(name) for name in (*recipients, "ccAddresses", "bccAddresses")):
         return "Missing required input parameter: emailAddresses"
     for name in ("emailSubject", "emailBody"):
         if item.get(name) in (None, ""):

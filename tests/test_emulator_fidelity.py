@@ -226,3 +226,27 @@ def test_jsforce_soap_login_chunked_with_an_empty_soap_action(
     assert wrong.status_code >= 400
     fault = ElementTree.fromstring(wrong.content).find(".//faultstring")
     assert fault is not None and "INVALID_LOGIN" in (fault.text or "")
+
+
+def test_email_simple_takes_the_newer_recipient_inputs(
+    emulator_reset: Emulator, emulator_http: requests.Session
+) -> None:
+    token = new_token(emulator_reset, emulator_http)
+    call = rest(emulator_reset, emulator_http, token)
+    newer = {"recipientAddresses": "grace@advocates.example", "emailSubject": "Hi", "emailBody": "Thanks"}
+    reply = emulator_http.post(
+        f"{emulator_reset.base_url}/services/data/v65.0/actions/standard/emailSimple",
+        json={"inputs": [newer]},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    )
+    assert reply.status_code == 200
+    assert reply.json() == [
+        {"actionName": "emailSimple", "errors": None, "isSuccess": True, "outputValues": None}
+    ]
+    nobody = call(
+        "POST", "/actions/standard/emailSimple", json={"inputs": [{"emailSubject": "Hi", "emailBody": "x"}]}
+    )
+    assert (
+        nobody.status_code == 400 and nobody.json()[0]["errors"][0]["statusCode"] == "REQUIRED_FIELD_MISSING"
+    )
