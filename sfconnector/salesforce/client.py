@@ -244,8 +244,15 @@ class SalesforceClient:
         """Send emails through the ``emailSimple`` invocable action; one result per input."""
         if not inputs:
             return []
+        # When some inputs fail, Salesforce answers 400 with the per-input results: the others were sent,
+        # so that answer is read per input, not taken as a failed call (which would send them again).
         body = self._json(
-            self._send("POST", "actions/standard/emailSimple", json={"inputs": [dict(i) for i in inputs]})
+            self._send(
+                "POST",
+                "actions/standard/emailSimple",
+                json={"inputs": [dict(i) for i in inputs]},
+                per_item_statuses=frozenset({400}),
+            )
         )
         return parse_action_results(body)
 
@@ -259,8 +266,12 @@ class SalesforceClient:
         json: Any = None,
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
+        per_item_statuses: frozenset[int] = frozenset(),
     ) -> requests.Response:
-        """Send one request; refresh the token once on INVALID_SESSION_ID; raise translated errors."""
+        """Send one request; refresh the token once on INVALID_SESSION_ID; raise translated errors.
+
+        A status in ``per_item_statuses`` whose body is a list (one result per input) is an answer, not an
+        error."""
         token = self._tokens.token()
         for attempt in (1, 2):
             sf = self._simple_salesforce(token)
@@ -302,6 +313,8 @@ class SalesforceClient:
                 elapsed_ms=round((time.monotonic() - started) * 1000, 1),
             )
             if response.status_code < 300:
+                return response
+            if response.status_code in per_item_statuses and _is_result_list(response):
                 return response
             error = error_from_response(response)
             if isinstance(error, SessionExpired) and attempt == 1:
@@ -387,6 +400,18 @@ def parse_save_results(body: Any) -> list[SaveResult]:
             )
         )
     return results
+
+
+def _is_result_list(response: requests.Response) -> bool:
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    return (
+        isinstance(body, list)
+        and bool(body)
+        and all(isinstance(i, Mapping) and "isSuccess" in i for i in body)
+    )
 
 
 def parse_action_results(body: Any) -> list[ActionResult]:
