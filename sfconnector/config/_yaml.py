@@ -61,11 +61,18 @@ def _loc(file: str, node: yaml.Node) -> Loc:
     return Loc(file, node.start_mark.line + 1, node.start_mark.column + 1)
 
 
+_MAX_VALUES = 200_000  # far above any real config (the example has a few hundred values)
+
+
 class _Converter:
     def __init__(self, file: str, problems: list[ConfigProblem]) -> None:
         self.file = file
         self.problems = problems
         self.constructor = yaml.SafeLoader("")
+        # Aliases make the node graph a DAG or even a cycle (`x: &a [*a]`): a path guard stops cycles and a
+        # budget stops exponential expansion ("billion laughs"), each as one problem instead of a crash.
+        self._path: set[int] = set()
+        self._budget = _MAX_VALUES
 
     def _merged(self, node: yaml.MappingNode) -> list[tuple[yaml.Node, yaml.Node]]:
         """The node's pairs with YAML merge keys (`<<: *defaults`) expanded; keys written here win."""
@@ -84,16 +91,58 @@ class _Converter:
                         )
                     )
                     continue
-                for k, v in self._merged(source):
+                if id(source) in self._path or source is node:
+                    self.problems.append(
+                        _loc(self.file, source).problem(
+                            "an alias refers to a node that contains it",
+                            "an anchor (&name) cannot be used inside itself",
+                        )
+                    )
+                    continue
+                self._path.add(id(source))
+                try:
+                    merged = self._merged(source)
+                finally:
+                    self._path.discard(id(source))
+                for k, v in merged:
                     if isinstance(k, yaml.ScalarNode) and k.value not in written:
                         written.add(k.value)
                         inherited.append((k, v))
         return own + inherited
 
     def convert(self, node: yaml.Node) -> Any:
+        self._budget -= 1
+        if self._budget == -1:
+            self.problems.append(
+                _loc(self.file, node).problem(
+                    f"the file expands to more than {_MAX_VALUES:,} values",
+                    "use fewer nested aliases (*name)",
+                )
+            )
+        if self._budget < 0:
+            return None
+        if id(node) in self._path:
+            self.problems.append(
+                _loc(self.file, node).problem(
+                    "an alias refers to a node that contains it",
+                    "an anchor (&name) cannot be used inside itself",
+                )
+            )
+            return None
+        if not isinstance(node, yaml.MappingNode | yaml.SequenceNode):
+            return self._convert(node)
+        self._path.add(id(node))
+        try:
+            return self._convert(node)
+        finally:
+            self._path.discard(id(node))
+
+    def _convert(self, node: yaml.Node) -> Any:
         if isinstance(node, yaml.MappingNode):
             result = LMap(_loc(self.file, node))
             for key_node, value_node in self._merged(node):
+                if self._budget < 0:
+                    break
                 key_loc = _loc(self.file, key_node)
                 key = self.convert(key_node) if isinstance(key_node, yaml.ScalarNode) else None
                 if not isinstance(key, str):
@@ -114,6 +163,8 @@ class _Converter:
         if isinstance(node, yaml.SequenceNode):
             items = LList(_loc(self.file, node))
             for item in node.value:
+                if self._budget < 0:
+                    break
                 items.append(self.convert(item))
                 items.item_locs.append(_loc(self.file, item))
             return items
