@@ -187,8 +187,14 @@ class Daemon:
             checkpoint = self.state.checkpoint(channel)
             if checkpoint is not None:
                 self._live_since.pop(channel, None)
-            elif channel in self._live_since:
-                checkpoint = ALL_EVENTS
+            else:
+                # A previous run went live at "latest" but committed nothing (stopped or killed before its
+                # first batch was durable): resume from what it may have missed, not from now.
+                stored = self.state.live_since(channel)
+                if stored is not None:
+                    self._live_since.setdefault(channel, stored)
+                if channel in self._live_since:
+                    checkpoint = ALL_EVENTS
             ids[channel] = fallback.get(channel, checkpoint if checkpoint is not None else start)
         return ids
 
@@ -198,6 +204,15 @@ class Daemon:
         ca = str(self.config.salesforce.ca_bundle) if self.config.salesforce.ca_bundle else None
         while not self._stopping.is_set():
             replay_ids = self._replay_ids(fallback)
+            now_ms = int(time.time() * 1000)
+            for channel, replay_id in replay_ids.items():
+                if replay_id == NEW_EVENTS:
+                    # Durable before subscribing: a restart before the first commit replays from here.
+                    self._live_since.setdefault(channel, now_ms)
+                    try:
+                        self.state.record_live_since(channel, self._live_since[channel])
+                    except Exception as exc:  # the stream still runs; only a restart before a commit suffers
+                        log.warning("stream.live_since_not_recorded", channel=channel, error=str(exc))
             try:
                 async with StreamClient(
                     self.tokens.get_token,
@@ -211,10 +226,7 @@ class Daemon:
                     fallback.clear()
                     attempt = 0
                     self._stream_client = client
-                    now_ms = int(time.time() * 1000)
-                    for channel, replay_id in replay_ids.items():
-                        if replay_id == NEW_EVENTS:
-                            self._live_since.setdefault(channel, now_ms)
+                    for channel in replay_ids:
                         if channel in self._live_since:
                             client.checkpoints.set(channel, ALL_EVENTS)
                     self._subscribed(replay_ids)

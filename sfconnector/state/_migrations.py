@@ -85,8 +85,15 @@ def _v1_initial(db: sqlite_utils.Database) -> None:
     db.table("errors").create({"id": int, "where_": str, "message": str, "at": str}, pk="id")
 
 
+def _v2_live_since(db: sqlite_utils.Database) -> None:
+    # A channel started at "latest" has no replay id to resume from until its first batch commits; when it
+    # first went live is what lets a restart before that replay (-2) from then on instead of losing it.
+    db.table("live_since").create({"channel": str, "since_ms": int}, pk="channel", not_null={"since_ms"})
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "checkpoints, outbox, processed events, routing log, dead letters", _v1_initial),
+    Migration(2, "when each channel started at latest first went live", _v2_live_since),
 )
 
 

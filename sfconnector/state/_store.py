@@ -143,6 +143,18 @@ class StateStore:
         rows = self._rows("SELECT replay_id FROM checkpoints WHERE channel = ?", [channel])
         return int(rows[0]["replay_id"]) if rows else None
 
+    def live_since(self, channel: str) -> int | None:
+        """When ``channel`` first went live at "latest" (epoch ms), if it has done so."""
+        rows = self._rows("SELECT since_ms FROM live_since WHERE channel = ?", [channel])
+        return int(rows[0]["since_ms"]) if rows else None
+
+    def record_live_since(self, channel: str, since_ms: int) -> None:
+        """Remember the first time ``channel`` went live at "latest" (later calls keep the first)."""
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO live_since (channel, since_ms) VALUES (?, ?)", [channel, since_ms]
+            )
+
     def commit_batch(self, batch: DecidedBatch) -> None:
         """Make a batch's decisions durable in ONE transaction; the checkpoint moves only with them.
 
