@@ -126,6 +126,8 @@ def from_submitted_referral(event: PlatformEvent, mapping: SchemaMapping) -> Ref
             created_at = datetime.fromisoformat(created.replace("Z", "+00:00"))
         except ValueError:
             pass
+        if created_at.tzinfo is None:  # a gateway that omits the offset means UTC, as Salesforce does
+            created_at = created_at.replace(tzinfo=UTC)
     return ReferralCandidate(
         source_key=event.key,
         lead_id=None,
