@@ -13,7 +13,7 @@ import secrets
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
@@ -531,7 +531,16 @@ class RestApi:
                         )
                         if ext_value is None:
                             raise DmlError("MISSING_ARGUMENT", f"{ext_field} not specified", [])
-                        rid, created = t.upsert(obj.name, ext_field, str(ext_value), values)
+                        fd = obj.field(ext_field)
+                        creating = fd is None or not self.org.find_by_field(obj.name, fd, str(ext_value))
+                        saved = t.ctx
+                        # An AssignmentRule id runs for the records this upsert creates only (notes §4.1).
+                        header = call.headers.get("Sforce-Auto-Assign")
+                        t.ctx = replace(saved, auto_assign=auto_assign(header, creating))
+                        try:
+                            rid, created = t.upsert(obj.name, ext_field, str(ext_value), values)
+                        finally:
+                            t.ctx = saved
                         results.append({"id": rid, "success": True, "errors": [], "created": created})
                 except DmlError as exc:
                     t.rollback_to(sp)

@@ -250,3 +250,43 @@ def test_email_simple_takes_the_newer_recipient_inputs(
     assert (
         nobody.status_code == 400 and nobody.json()[0]["errors"][0]["statusCode"] == "REQUIRED_FIELD_MISSING"
     )
+
+
+def test_an_assignment_rule_id_header_runs_the_rule_on_collection_upsert_creates_only(
+    emulator_reset: Emulator, emulator_http: requests.Session
+) -> None:
+    call = rest(emulator_reset, emulator_http, new_token(emulator_reset, emulator_http))
+    reps = {
+        r["Username"]: r["Id"]
+        for r in call("GET", "/query?q=SELECT+Id,Username+FROM+User+WHERE+IsActive+=+true").json()["records"]
+    }
+    diego, alice = reps["diego.alvarez@sfconnector.test"], reps["alice.nguyen@sfconnector.test"]
+    existing = {"LastName": "Old", "Company": "G", "Country": "Germany", "External_Key__c": "ext-old"}
+    call(
+        "PATCH",
+        "/sobjects/Lead/External_Key__c/ext-old",
+        json=existing,
+        headers={"Sforce-Auto-Assign": "FALSE"},
+    )
+
+    def lead(key: str) -> dict[str, Any]:
+        body = {
+            "LastName": key,
+            "Company": "G",
+            "Country": "Germany",
+            "OwnerId": alice,
+            "External_Key__c": key,
+        }
+        return {"attributes": {"type": "Lead"}, **body}
+
+    reply = call(
+        "PATCH",
+        "/composite/sobjects/Lead/External_Key__c",
+        json={"allOrNone": True, "records": [lead("ext-old"), lead("ext-new")]},
+        headers={"Sforce-Auto-Assign": to18("01Q5g0000000001")},
+    )
+    assert [r["created"] for r in reply.json()] == [False, True]
+    owners = call("GET", "/query?q=SELECT+External_Key__c,OwnerId+FROM+Lead+WHERE+Company+=+'G'").json()[
+        "records"
+    ]
+    assert {r["External_Key__c"]: r["OwnerId"] for r in owners} == {"ext-old": alice, "ext-new": diego}
