@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import random
 import signal
+import sqlite3
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -22,6 +24,7 @@ from typing import Any
 import structlog
 
 from sfconnector.config import Config
+from sfconnector.errors import SfconnectorError
 from sfconnector.events import event_time_ms
 from sfconnector.health import HealthServer, HealthState
 from sfconnector.metrics import Metrics
@@ -29,7 +32,7 @@ from sfconnector.pipeline.batch import BatchProcessor, ProcessedBatch
 from sfconnector.reconcile import reconciler_for, sweep_since
 from sfconnector.retry import backoff_seconds
 from sfconnector.salesforce import SalesforceClient, TokenProvider
-from sfconnector.state import StateStore
+from sfconnector.state import DecidedBatch, NewDeadLetter, StateStore
 from sfconnector.stream import (
     ALL_EVENTS,
     NEW_EVENTS,
@@ -68,6 +71,8 @@ class Daemon:
             tokens, client = connect(config)
         self.tokens, self.client = tokens, client
         self.state = StateStore.open(config.state.path)
+        for key in self.state.quarantine_interrupted_sends():
+            log.warning("outbox.email_uncertain", key=key)
         self.processor = BatchProcessor(
             decision_rules(config),
             org_lookups(config, client),
@@ -400,7 +405,11 @@ class Daemon:
     async def _process(self, messages: list[Any]) -> bool:
         """Decide and commit one batch, retrying until it is durable. False: stopping while it cannot be
         decided; the batch is left uncommitted (its checkpoint does not move, so a restart replays it) and
-        nothing after it may be processed, or a later checkpoint would skip it."""
+        nothing after it may be processed, or a later checkpoint would skip it.
+
+        An error that is not the org's or the disk's (a bug, or data no rule expected) would fail the same
+        way forever and hold up every referral behind it: after a second failure the batch is decided one
+        message at a time, in order, and a message that still fails becomes a dead letter."""
         attempt = 0
         while True:
             try:
@@ -417,19 +426,51 @@ class Daemon:
                 if self._stopping.is_set():
                     log.warning("pipeline.batch_left_for_restart", error=str(exc), events=len(messages))
                     return False
+                if attempt >= 2 and not _transient(exc):
+                    return await self._isolate(messages, exc)
                 log.warning("pipeline.batch_retry", error=str(exc), attempt=attempt, events=len(messages))
                 delay = backoff_seconds(attempt, initial=0.5, maximum=60.0, jitter=0.5, rand=random.random())
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), timeout=delay)
         self._account(processed)
+        self._committed(processed.decided.checkpoints)
+        return True
+
+    async def _isolate(self, messages: list[Any], exc: Exception) -> bool:
+        if len(messages) > 1:
+            log.warning("pipeline.batch_split", error=repr(exc), events=len(messages))
+            for message in messages:
+                if not await self._process([message]):
+                    return False
+            return True
+        message = messages[0]
+        channel = str(message.get("channel", "")) if isinstance(message, Mapping) else ""
+        replay_id = _replay_id(message)
+        reason = f"processing failed: {exc!r}"
+        letter = NewDeadLetter("event", channel or None, replay_id, _jsonable(message), reason)
+        checkpoints = {channel: replay_id} if channel and replay_id is not None else {}
+        try:
+            await asyncio.to_thread(
+                self.state.commit_batch, DecidedBatch(checkpoints=checkpoints, dead_letters=[letter])
+            )
+        except Exception as commit_exc:  # the disk, not the message: leave it for the restart
+            log.error(
+                "pipeline.dead_letter_failed", error=str(commit_exc), channel=channel, replay_id=replay_id
+            )
+            return False
+        log.error("deadletter.added", source="event", channel=channel, replay_id=replay_id, reason=reason)
+        self.metrics.dead_letters.inc()
+        self._committed(checkpoints)
+        return True
+
+    def _committed(self, checkpoints: Mapping[str, int]) -> None:
         client = self._stream_client
-        for channel, replay_id in processed.decided.checkpoints.items():
+        for channel, replay_id in checkpoints.items():
             self._live_since.pop(channel, None)
             if client is not None:
                 client.checkpoints.set(channel, replay_id)  # a re-handshake resumes after what is committed
         self._outbox_wakeup.set()
         self._pulse()
-        return True
 
     def _account(self, processed: ProcessedBatch) -> None:
         for channel, count in processed.received.items():
@@ -491,3 +532,26 @@ class Daemon:
         if due is None:
             return 5.0
         return max(0.0, min(5.0, (due - datetime.now(UTC)).total_seconds()))
+
+
+def _transient(exc: BaseException) -> bool:
+    """The org (errors, refused logins, limits), the network or the disk: retrying the same batch can
+    succeed once they are fixed, so the batch waits for them. Anything else is a bug or data no rule
+    expected, and fails the same way every time."""
+    return isinstance(exc, SfconnectorError | OSError | TimeoutError | sqlite3.Error)
+
+
+def _replay_id(message: Any) -> int | None:
+    data = message.get("data") if isinstance(message, Mapping) else None
+    event = data.get("event") if isinstance(data, Mapping) else None
+    replay_id = event.get("replayId") if isinstance(event, Mapping) else None
+    return replay_id if isinstance(replay_id, int) else None
+
+
+def _jsonable(message: Any) -> dict[str, Any]:
+    """The message as the dead letter keeps it (JSON), so `deadletters retry` can decide it again."""
+    try:
+        value = json.loads(json.dumps(message, default=str))
+    except (TypeError, ValueError):
+        return {"unreadable": repr(message)[:2000]}
+    return value if isinstance(value, dict) else {"message": value}
