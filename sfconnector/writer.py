@@ -442,6 +442,9 @@ class OutboxWriter:
     def _send_emails(self, emails: list[OutboxEntry], tally: _Tally, now: datetime) -> None:
         try:
             self._check_throttle(now)
+            # At most once: if the process dies during the call, these stay 'sending' and are quarantined
+            # at the next start instead of being sent again.
+            self._state.mark_sending([e.key for e in emails])
             results = self._client.email_simple([dict(e.fields) for e in emails])
         except SalesforceApiError as exc:
             self._call_failed(emails, exc, tally, now)

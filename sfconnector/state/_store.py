@@ -252,6 +252,31 @@ class StateStore:
                     [results.get(key), now, key],
                 )
 
+    def mark_sending(self, keys: Sequence[str]) -> None:
+        """Emails about to be handed to Salesforce: committed first, so a crash during the call is known."""
+        now = _ts(_now())
+        with self._tx() as db:
+            for key in keys:
+                db.execute(
+                    "UPDATE outbox SET status = 'sending', updated_at = ? WHERE key = ? AND status IN"
+                    " ('pending', 'retrying')",
+                    [now, key],
+                )
+
+    def quarantine_interrupted_sends(self) -> list[str]:
+        """Emails the process was sending when it stopped: they may have gone out, so they are never sent
+        again by themselves (an advocate is told at most once); each becomes a dead letter an admin can
+        retry after checking. Returns their keys."""
+        reason = (
+            "the connector stopped while this email was being sent; it may have reached the advocate, so it is"
+            " not sent again automatically (retry it if they did not get it)"
+        )
+        with self._tx() as db:
+            rows = list(db.query("SELECT * FROM outbox WHERE status = 'sending'"))
+        for row in rows:
+            self.dead_letter_outbox(str(row["key"]), reason)
+        return [str(row["key"]) for row in rows]
+
     def mark_skipped(self, key: str, reason: str) -> None:
         """The write no longer applies (a person changed the record meanwhile); nothing more to do."""
         with self._tx() as db:
