@@ -78,6 +78,14 @@ def test_explain_shows_the_rule_trace_for_a_lead_and_writes_nothing(setup: dict[
     )
     wait_for(lambda: sf.Lead.get(lead_id)["Advocate__c"], what="routing")
     emulator, http = setup["emulator"], setup["http"]
+    # The advocate's email may leave in a later drain than the owner change: let the daemon finish first.
+    wait_for(
+        lambda: any(
+            "Explained" in e.get("emailSubject", "")
+            for e in http.get(f"{emulator.base_url}/_emulator/emails", timeout=10).json()
+        ),
+        what="the advocate's email",
+    )
     writes_before = http.get(f"{emulator.base_url}/_emulator/stats", timeout=10).json()["by_kind"]
     result = _cli("explain", "--config", str(setup["config"]), "--lead", lead_id)
     assert result.exit_code == 0, result.output
