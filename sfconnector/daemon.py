@@ -48,6 +48,8 @@ from sfconnector.writer import OutboxWriter
 log = structlog.get_logger("sfconnector.daemon")
 
 _STOP = object()
+PRUNE_EVERY_S = 6 * 3600.0
+KEEP_HISTORY_S = 30 * 86400.0
 
 
 class Daemon:
@@ -300,12 +302,29 @@ class Daemon:
             self.notifier.watchdog()
 
     async def _heartbeat(self, every: float = 10.0) -> None:
-        """An idle org sends no events: a connected long-poll is progress too (health and watchdog)."""
+        """An idle org sends no events: a connected long-poll is progress too (health and watchdog).
+        Also keeps the state file from growing for ever: old history is pruned every few hours."""
+        last_prune = 0.0
         while True:
             client = self._stream_client
             if client is not None and client.is_connected():
                 self._pulse()
+            if time.monotonic() - last_prune >= PRUNE_EVERY_S:
+                last_prune = time.monotonic()
+                await asyncio.to_thread(self._prune)
             await asyncio.sleep(every)
+
+    def _prune(self) -> None:
+        # Well beyond the 72 h event retention and the reconcile lookback, so a replay or a sweep still finds
+        # the keys that make it a no-op; email keys are never pruned (emails cannot be made idempotent).
+        keep = max(KEEP_HISTORY_S, 2 * self.config.reconcile.lookback_seconds)
+        try:
+            counts = self.state.prune(datetime.now(UTC) - timedelta(seconds=keep))
+        except Exception as exc:  # housekeeping must never take the daemon down
+            log.warning("state.prune_failed", error=repr(exc))
+            return
+        if any(counts.values()):
+            log.info("state.pruned", **counts)
 
     def _request_reconcile(self, why: str) -> None:
         self.reconcile_requested.append(why)
