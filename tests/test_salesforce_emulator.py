@@ -2,81 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
+from conftest import CLIENT_ID, INTEGRATION_USERNAME, sf_settings
+from conftest import control_api as control
 
 from sfconnector.errors import InvalidRequest, RecordNotFound, ServerUnavailable
-from sfconnector.retry import RetryPolicy, retries_without_sleep
+from sfconnector.retry import RetryPolicy
 from sfconnector.salesforce import (
     AuthenticationFailed,
-    AuthSettings,
     CompositeSubrequest,
     SalesforceClient,
-    SalesforceSettings,
     TokenProvider,
 )
 
-CLIENT_ID = "sfconnector-demo"
-USERNAME = "integration@sfconnector.test"
-
-
-def sf_settings(emulator: Any, method: str = "jwt", **auth: Any) -> SalesforceSettings:
-    base: dict[str, Any] = {"client_id": CLIENT_ID, "username": USERNAME}
-    if method == "jwt":
-        base["private_key_pem"] = (Path(emulator.tls_dir) / "jwt-key.pem").read_text()
-    elif method == "client_credentials":
-        base["client_secret"] = "demo-secret"
-    elif method == "password":
-        base.update(client_secret="demo-secret", password="demo-password")
-    base.update(auth)
-    return SalesforceSettings(
-        login_url=emulator.base_url,
-        auth=AuthSettings(method=method, **base),  # type: ignore[arg-type]
-        ca_bundle=str(emulator.ca_path),
-        client_name="sfconnector-test",
-    )
-
-
-def control(emulator: Any, method: str, path: str, body: Any = None) -> Any:
-    response = requests.request(
-        method, f"{emulator.base_url}/_emulator/{path}", json=body, verify=str(emulator.ca_path), timeout=10
-    )
-    response.raise_for_status()
-    return response.json() if response.content else None
-
-
-@pytest.fixture
-def org(emulator_reset: Any) -> Iterator[Any]:
-    """A freshly reset demo org whose clock agrees with ours; retries in this module never sleep."""
-    realign_org_clock(emulator_reset)
-    with retries_without_sleep():
-        yield emulator_reset
-
-
-def realign_org_clock(emulator: Any) -> None:
-    """Undo clock moves left by other tests: /_emulator/reset keeps the org clock's offset, and a JWT
-    assertion (exp = our now + 3 min) is refused by an org whose clock runs hours ahead."""
-    org_now = datetime.fromisoformat(
-        control(emulator, "POST", "clock", {"advance_seconds": 0})["now"].replace("Z", "+00:00")
-    )
-    drift = (org_now - datetime.now(UTC)).total_seconds()
-    if abs(drift) > 5:
-        control(emulator, "POST", "clock", {"advance_seconds": -drift})
-
-
-@pytest.fixture
-def client(org: Any) -> Iterator[SalesforceClient]:
-    """sfconnector's REST client (JWT auth) on the fresh org."""
-    tokens = TokenProvider(sf_settings(org))
-    sfc = SalesforceClient(sf_settings(org), tokens)
-    yield sfc
-    sfc.close()
-    tokens.close()
+USERNAME = INTEGRATION_USERNAME
 
 
 @pytest.mark.parametrize("method", ["jwt", "client_credentials", "password"])

@@ -10,59 +10,14 @@ from typing import Any
 
 import pytest
 import requests
+from conftest import control_api as control
 
-from sfconnector.retry import RetryPolicy, retries_without_sleep
-from sfconnector.salesforce import AuthSettings, SalesforceClient, SalesforceSettings, TokenProvider
+from sfconnector.retry import RetryPolicy
+from sfconnector.salesforce import SalesforceClient
 from sfconnector.state import DecidedBatch, OutboxEntry, StateStore
 from sfconnector.writer import OutboxWriter
 
 FAR = datetime.now(UTC) + timedelta(days=3650)
-
-
-def sf_settings(emulator: Any) -> SalesforceSettings:
-    key = (Path(emulator.tls_dir) / "jwt-key.pem").read_text()
-    return SalesforceSettings(
-        login_url=emulator.base_url,
-        auth=AuthSettings("jwt", "sfconnector-demo", "integration@sfconnector.test", private_key_pem=key),
-        ca_bundle=str(emulator.ca_path),
-        client_name="sfconnector-test",
-    )
-
-
-def control(emulator: Any, method: str, path: str, body: Any = None) -> Any:
-    response = requests.request(
-        method, f"{emulator.base_url}/_emulator/{path}", json=body, verify=str(emulator.ca_path), timeout=10
-    )
-    response.raise_for_status()
-    return response.json() if response.content else None
-
-
-@pytest.fixture
-def org(emulator_reset: Any) -> Iterator[Any]:
-    """A freshly reset demo org whose clock agrees with ours; retries in this module never sleep."""
-    realign_org_clock(emulator_reset)
-    with retries_without_sleep():
-        yield emulator_reset
-
-
-def realign_org_clock(emulator: Any) -> None:
-    """Undo clock moves left by other tests: /_emulator/reset keeps the org clock's offset, and a JWT
-    assertion (exp = our now + 3 min) is refused by an org whose clock runs hours ahead."""
-    org_now = datetime.fromisoformat(
-        control(emulator, "POST", "clock", {"advance_seconds": 0})["now"].replace("Z", "+00:00")
-    )
-    drift = (org_now - datetime.now(UTC)).total_seconds()
-    if abs(drift) > 5:
-        control(emulator, "POST", "clock", {"advance_seconds": -drift})
-
-
-@pytest.fixture
-def client(org: Any) -> Iterator[SalesforceClient]:
-    """sfconnector's REST client (JWT auth) on the fresh org."""
-    tokens = TokenProvider(sf_settings(org))
-    sfc = SalesforceClient(sf_settings(org), tokens)
-    yield sfc
-    sfc.close()
 
 
 @pytest.fixture
