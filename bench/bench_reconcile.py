@@ -1,6 +1,6 @@
 """Benchmark: a full reconciliation of N referral leads the daemon never saw.
 
-    .venv/bin/python bench/bench_reconcile.py [--leads 10000] [--latency-ms 0]
+    .venv/bin/python -m bench.bench_reconcile [--leads 10000] [--latency-ms 0]
 
 The emulator runs as its own process (demo org). N referral leads are created through sObject Collections
 (200 per call) with the daemon not running, so none has a Referral__c. Then, timed, each with the API calls
@@ -16,9 +16,6 @@ the emulator counted (`GET /_emulator/stats`):
 from __future__ import annotations
 
 import argparse
-import os
-import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,6 +26,7 @@ from typing import Any
 import requests
 import yaml
 
+from bench.bench_emulator import start_emulator
 from sfconnector.config import load_config
 from sfconnector.logging import configure_logging
 from sfconnector.reconcile import reconciler_for
@@ -39,33 +37,6 @@ from sfconnector.writer import OutboxWriter
 ROOT = Path(__file__).resolve().parents[1]
 CODES = ["GRACE-1001", "grace 1001", "ALAN1002", "ada-1003", "KJ 1004", "EWD-1005", "NOBODY-9"]
 CHANNELS = ["Card", "Verbal", "Email", "Social", "SMS", "Web"]
-
-
-def start_emulator(tls_dir: Path) -> tuple[subprocess.Popen[str], str, str]:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "sfconnector",
-            "emulator",
-            "--port",
-            "0",
-            "--seed",
-            "demo",
-            "--tls-dir",
-            str(tls_dir),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    match = re.search(r"(https://\S+) \(CA: (.+)\)", line)
-    if not match:
-        proc.kill()
-        raise SystemExit(f"the emulator did not start: {line!r}")
-    return proc, match.group(1), match.group(2)
 
 
 def write_config(directory: Path, base_url: str, ca: str, tls_dir: Path) -> Path:
