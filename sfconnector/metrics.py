@@ -36,12 +36,6 @@ class Metrics:
         self.checkpoint = Gauge(
             "sfconnector_checkpoint_replay_id", "Last processed replay id", ["channel"], registry=r
         )
-        self.last_event_age = Gauge(
-            "sfconnector_last_event_commit_timestamp_seconds",
-            "Commit time of the last processed event (epoch seconds)",
-            ["channel"],
-            registry=r,
-        )
         self.api_usage = Gauge(
             "sfconnector_api_usage_ratio", "Share of the org's daily API allocation used", registry=r
         )
