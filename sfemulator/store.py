@@ -323,6 +323,14 @@ class Transaction:
         self._undo: list[tuple[str, str, dict[str, Any] | None]] = []  # (sobject, id, previous record)
         self.changes: list[RecordChange] = []
         self._done = False
+        self._now: str | None = None
+
+    def now_iso(self) -> str:
+        """One timestamp for the whole transaction: Salesforce stamps every record of one DML alike, so the
+        same change to several records is one change event, not one per millisecond they straddle."""
+        if self._now is None:
+            self._now = self.org.now_iso()
+        return self._now
 
     def __enter__(self) -> Transaction:
         self.org.lock.acquire()
@@ -526,7 +534,7 @@ class Transaction:
             self.org._auto_numbers[obj.name] += 1
             record["Name"] = _auto_number(obj.auto_number_format, self.org._auto_numbers[obj.name])
         self._check_unique(obj, record, record)
-        now = self.org.now_iso()
+        now = self.now_iso()
         rid = self.org.ids.new(obj.key_prefix)
         record.update(
             Id=rid,
@@ -576,7 +584,7 @@ class Transaction:
     def _replace(
         self, obj: ObjectDef, current: dict[str, Any], record: dict[str, Any], include_last_modified: bool
     ) -> None:
-        now = self.org.now_iso()
+        now = self.now_iso()
         record["LastModifiedDate"] = now
         record["LastModifiedById"] = self.ctx.user_id
         record["SystemModstamp"] = now
@@ -629,7 +637,7 @@ class Transaction:
             raise DmlError("DELETE_FAILED", f"entity type cannot be deleted: {obj.name}", [])
         record = dict(current)
         record["IsDeleted"] = True
-        record["SystemModstamp"] = self.org.now_iso()
+        record["SystemModstamp"] = self.now_iso()
         rid = record["Id"]
         self.org._index_remove(obj, current)
         self.org.tables[obj.name][rid] = record
@@ -664,7 +672,7 @@ class Transaction:
         event_uuid = str(uuid.uuid4())
         rid = self.org.ids.new(EVENT_ID_PREFIX)
         fields = {k: v for k, v in given.items() if v is not None}
-        fields.update(CreatedDate=self.org.now_iso(), CreatedById=self.ctx.user_id, EventUuid=event_uuid)
+        fields.update(CreatedDate=self.now_iso(), CreatedById=self.ctx.user_id, EventUuid=event_uuid)
         self.changes.append(RecordChange(obj.name, "PUBLISH", rid, fields, event_uuid))
         return rid, event_uuid
 
