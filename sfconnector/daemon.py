@@ -103,6 +103,7 @@ class Daemon:
         # and drops what happened before this moment.
         self._live_since: dict[str, int] = {}
         self._stream_client: StreamClient | None = None
+        self._last_usage_reading = ""
         self._reconcile_wakeup = asyncio.Event()
         self._sweeping = False
         self._last_watchdog = 0.0
@@ -452,6 +453,7 @@ class Daemon:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), timeout=delay)
         self._account(processed)
+        self._record_event_times(messages)
         self._committed(processed.decided.checkpoints)
         return True
 
@@ -491,6 +493,24 @@ class Daemon:
         self._outbox_wakeup.set()
         self._pulse()
 
+    def _record_event_times(self, messages: list[Any]) -> None:
+        """When the last event of each channel happened, for `sfconnector status` (lag)."""
+        latest: dict[str, int] = {}
+        for message in messages:
+            moment = event_time_ms(message) if isinstance(message, Mapping) else None
+            channel = str(message.get("channel")) if isinstance(message, Mapping) else ""
+            if moment is not None and moment > latest.get(channel, 0):
+                latest[channel] = moment
+        if latest:
+            readings = {
+                f"last_event:{channel}": datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat()
+                for channel, ms in latest.items()
+            }
+            try:
+                self.state.record_readings(readings)
+            except Exception as exc:  # a status reading must never stop the pipeline
+                log.warning("state.readings_failed", error=repr(exc))
+
     def _account(self, processed: ProcessedBatch) -> None:
         for channel, count in processed.received.items():
             self.metrics.events_received.labels(channel=channel).inc(count)
@@ -527,6 +547,10 @@ class Daemon:
             usage = self.client.api_usage
             if usage is not None:
                 self.metrics.api_usage.set(usage.fraction)
+                reading = f"{usage.used}/{usage.max}"
+                if reading != self._last_usage_reading:
+                    self._last_usage_reading = reading
+                    await asyncio.to_thread(self.state.record_readings, {"api_usage": reading})
             if report is not None:
                 self.metrics.outbox_results.labels(result="done").inc(report.done)
                 self.metrics.outbox_results.labels(result="retried").inc(report.retried)

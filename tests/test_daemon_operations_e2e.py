@@ -65,6 +65,13 @@ def test_status_shows_the_checkpoint_outbox_and_recent_decisions(setup: dict[str
     data = json.loads(_cli("status", "--config", str(setup["config"]), "--json").output)
     channels = {c["channel"]: c["checkpoint"] for c in data["channels"]}
     assert channels["/data/LeadChangeEvent"] > 0
+    assert "/data/LeadChangeEvent" in data["last_event_at"]
+    wait_for(
+        lambda: json.loads(_cli("status", "--config", str(setup["config"]), "--json").output)["api_usage"],
+        what="the daemon's API usage reading",
+    )
+    text = _cli("status", "--config", str(setup["config"])).output
+    assert "last event from" in text and "API usage:" in text and "daily requests" in text
 
 
 def test_explain_shows_the_rule_trace_for_a_lead_and_writes_nothing(setup: dict[str, Any]) -> None:

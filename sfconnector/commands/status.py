@@ -33,6 +33,7 @@ def status(config_path: str, as_json: bool) -> None:
     with StateStore.open(config.state.path) as state:
         st = state.status()
         recent = state.routing_log(limit=5)
+        readings = state.readings()
     now = datetime.now(UTC)
     if as_json:
         click.echo(
@@ -52,6 +53,12 @@ def status(config_path: str, as_json: bool) -> None:
                         "dead": st.outbox_dead,
                     },
                     "dead_letters": st.dead_letters,
+                    "api_usage": readings.get("api_usage", (None, None))[0],
+                    "last_event_at": {
+                        name.removeprefix("last_event:"): value
+                        for name, (value, _) in readings.items()
+                        if name.startswith("last_event:")
+                    },
                     "last_errors": [
                         {"where": e.where, "message": e.message, "at": e.at.isoformat()}
                         for e in st.last_errors
@@ -66,7 +73,12 @@ def status(config_path: str, as_json: bool) -> None:
     configured = set(config.stream.channels)
     seen = {c.channel for c in st.channels}
     for c in st.channels:
-        click.echo(f"  {c.channel:<40} checkpoint {c.checkpoint!s:<12} updated {_age(c.updated_at, now)}")
+        event = readings.get(f"last_event:{c.channel}")
+        lag = ""
+        if event is not None and event[1] is not None:
+            happened = datetime.fromisoformat(event[0])
+            lag = f", last event from {_age(happened, now)} (processed {max(0.0, (event[1] - happened).total_seconds()):.1f}s after it happened)"
+        click.echo(f"  {c.channel:<40} checkpoint {c.checkpoint!s:<12} moved {_age(c.updated_at, now)}{lag}")
     for channel in sorted(configured - seen):
         click.echo(f"  {channel:<40} no checkpoint yet (starts from the configured start)")
     oldest = f", oldest waiting since {_age(st.oldest_pending_at, now)}" if st.oldest_pending_at else ""
@@ -75,6 +87,11 @@ def status(config_path: str, as_json: bool) -> None:
         f"dead letters: {st.dead_letters}"
         + ("  (see `sfconnector deadletters list`)" if st.dead_letters else "")
     )
+    usage = readings.get("api_usage")
+    if usage is not None:
+        used, _, maximum = usage[0].partition("/")
+        share = f" ({int(used) / int(maximum):.1%})" if maximum.isdigit() and int(maximum) else ""
+        click.echo(f"API usage: {used} of {maximum} daily requests{share}, read {_age(usage[1], now)}")
     if st.last_errors:
         click.echo("last errors:")
         for e in st.last_errors:

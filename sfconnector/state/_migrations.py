@@ -91,9 +91,16 @@ def _v2_live_since(db: sqlite_utils.Database) -> None:
     db.table("live_since").create({"channel": str, "since_ms": int}, pk="channel", not_null={"since_ms"})
 
 
+def _v3_readings(db: sqlite_utils.Database) -> None:
+    # What the running daemon last saw (API usage, the time of the last event per channel) for `status`,
+    # which reads the file while the daemon runs and cannot ask it.
+    db.table("readings").create({"name": str, "value": str, "updated_at": str}, pk="name", not_null={"value"})
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "checkpoints, outbox, processed events, routing log, dead letters", _v1_initial),
     Migration(2, "when each channel started at latest first went live", _v2_live_since),
+    Migration(3, "the daemon's last readings: API usage, event times", _v3_readings),
 )
 
 

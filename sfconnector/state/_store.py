@@ -148,6 +148,22 @@ class StateStore:
         rows = self._rows("SELECT since_ms FROM live_since WHERE channel = ?", [channel])
         return int(rows[0]["since_ms"]) if rows else None
 
+    def record_readings(self, readings: Mapping[str, str]) -> None:
+        """Remember what the daemon last saw (e.g. `api_usage`, `last_event:<channel>`), for `status`."""
+        now = _ts(_now())
+        with self._tx() as db:
+            for name, value in readings.items():
+                db.execute(
+                    "INSERT INTO readings (name, value, updated_at) VALUES (?, ?, ?)"
+                    " ON CONFLICT(name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                    [name, value, now],
+                )
+
+    def readings(self) -> dict[str, tuple[str, datetime | None]]:
+        """name -> (value, when it was recorded)."""
+        rows = self._rows("SELECT name, value, updated_at FROM readings")
+        return {str(r["name"]): (str(r["value"]), _parse_ts(r["updated_at"])) for r in rows}
+
     def record_live_since(self, channel: str, since_ms: int) -> None:
         """Remember the first time ``channel`` went live at "latest" (later calls keep the first)."""
         with self._tx() as db:
