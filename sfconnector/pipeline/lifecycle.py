@@ -328,33 +328,47 @@ class _Batch:
     def _put_referral(self, row: ReferralRow) -> None:
         """A referral as Salesforce shows it, unless this process decided it later (see `_memory_wins`)."""
         self.sf_referrals[row.key] = row
-        held = self.referrals.get(row.key)
-        if row.key in self.decided_referrals and held is not None:  # decided in this very batch
-            self.referrals[row.key] = replace(held, id=held.id or row.id)
-            return
-        remembered = self.memory.referrals.get(row.key)
-        wins = _memory_wins(remembered, _referral_content(row), row.last_modified) if remembered else False
-        if wins and held is not None:
-            self.referrals[row.key] = replace(held, id=held.id or row.id)
-        else:
-            self.referrals[row.key] = row
-            if remembered is not None:
-                self.landed_referrals.add(row.key)
+        self._overlay(
+            row,
+            self.referrals,
+            self.decided_referrals,
+            self.memory.referrals.get(row.key),
+            _referral_content(row),
+            self.landed_referrals,
+        )
 
     def _put_reward(self, row: RewardRow) -> None:
         self.sf_rewards[row.key] = row
-        held = self.rewards.get(row.key)
-        if row.key in self.decided_rewards and held is not None:
-            self.rewards[row.key] = replace(held, id=held.id or row.id)
+        self._overlay(
+            row,
+            self.rewards,
+            self.decided_rewards,
+            self.memory.rewards.get(row.key),
+            _reward_content(row),
+            self.landed_rewards,
+        )
+
+    @staticmethod
+    def _overlay(
+        row: Any,
+        current: dict[str, Any],
+        decided: Mapping[str, Any],
+        remembered: _Remembered | None,
+        content: tuple[Any, ...],
+        landed: set[str],
+    ) -> None:
+        """Keep this process's own version of a record over Salesforce's while its write may not have landed."""
+        held = current.get(row.key)
+        if row.key in decided and held is not None:  # decided in this very batch
+            current[row.key] = replace(held, id=held.id or row.id)
             return
-        remembered = self.memory.rewards.get(row.key)
-        wins = _memory_wins(remembered, _reward_content(row), row.last_modified) if remembered else False
+        wins = _memory_wins(remembered, content, row.last_modified) if remembered else False
         if wins and held is not None:
-            self.rewards[row.key] = replace(held, id=held.id or row.id)
+            current[row.key] = replace(held, id=held.id or row.id)
         else:
-            self.rewards[row.key] = row
+            current[row.key] = row
             if remembered is not None:
-                self.landed_rewards.add(row.key)
+                landed.add(row.key)
 
     def _decided_referral(self, row: ReferralRow) -> None:
         before = self.referrals.get(row.key)
