@@ -61,6 +61,15 @@ def new_token(emulator: Emulator, http: requests.Session, username: str = INTEGR
     return token
 
 
+def salesforce_as(
+    emulator: Emulator, http: requests.Session, username: str = INTEGRATION_USERNAME
+) -> Salesforce:
+    """simple-salesforce, unchanged, as `username` (session id + instance URL, trusting the emulator CA)."""
+    return Salesforce(
+        instance_url=emulator.base_url, session_id=new_token(emulator, http, username), session=http
+    )
+
+
 @pytest.fixture
 def sf(emulator_reset: Emulator, emulator_http: requests.Session) -> Salesforce:
     """simple-salesforce, unchanged, on a fresh org as the integration user (session id + instance URL)."""

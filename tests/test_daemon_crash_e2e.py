@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from conftest import new_token
+from conftest import new_token, salesforce_as
 from daemon_harness import DaemonProcess, wait_for, write_config
 from simple_salesforce import Salesforce
 
@@ -37,7 +37,7 @@ def test_sigkill_mid_burst_loses_nothing_and_doubles_nothing(emulator: Emulator,
     http = trusting_session(emulator.ca_path)
     base = emulator.base_url
     http.post(f"{base}/_emulator/reset", timeout=10).raise_for_status()
-    sf = Salesforce(instance_url=base, session_id=new_token(emulator, http), session=http)
+    sf = salesforce_as(emulator, http)
     advocate = sf.query("SELECT Id, OwnerId FROM Advocate__c WHERE Referral_Code__c = 'GRACE-1001'")[
         "records"
     ][0]

@@ -9,9 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import requests
-from conftest import control, new_token
+from conftest import control, salesforce_as
 from daemon_harness import write_config
-from simple_salesforce import Salesforce
 
 from sfconnector.config import load_config
 from sfconnector.daemon import Daemon
@@ -31,11 +30,7 @@ def test_a_drain_cut_short_by_the_timeout_still_records_the_writes_salesforce_ac
     emulator_reset: Emulator, emulator_http: requests.Session, tmp_path: Path
 ) -> None:
     config = load_config(write_config(tmp_path, emulator_reset, health__enabled=False))
-    sf = Salesforce(
-        instance_url=emulator_reset.base_url,
-        session_id=new_token(emulator_reset, emulator_http),
-        session=emulator_http,
-    )
+    sf = salesforce_as(emulator_reset, emulator_http)
 
     async def scenario() -> None:
         daemon = Daemon(config, drain_timeout=0.01)

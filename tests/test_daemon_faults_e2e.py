@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import new_token
+from conftest import salesforce_as
 from daemon_harness import DaemonProcess, wait_for, write_config
 from simple_salesforce import Salesforce
 
@@ -34,7 +34,7 @@ def _control(env: dict[str, Any], method: str, path: str, body: Any = None) -> N
 
 def _sf(env: dict[str, Any]) -> Salesforce:
     emulator, http = env["emulator"], env["http"]
-    return Salesforce(instance_url=emulator.base_url, session_id=new_token(emulator, http), session=http)
+    return salesforce_as(emulator, http)
 
 
 def _routed_once(env: dict[str, Any], name: str) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from conftest import new_token
+from conftest import salesforce_as
 from daemon_harness import DaemonProcess, wait_for, write_config
 from simple_salesforce import Salesforce
 
@@ -30,7 +30,7 @@ def setup(emulator: Emulator, tmp_path_factory: pytest.TempPathFactory) -> Itera
     daemon = DaemonProcess(config).start(
         env={"NOTIFY_SOCKET": str(workdir / "notify.sock"), "WATCHDOG_USEC": "2000000"}
     )
-    sf = Salesforce(instance_url=emulator.base_url, session_id=new_token(emulator, http), session=http)
+    sf = salesforce_as(emulator, http)
     yield {"config": config, "daemon": daemon, "sf": sf, "notify": notify, "http": http, "emulator": emulator}
     daemon.stop()
     notify.close()

@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from conftest import new_token
+from conftest import salesforce_as
 from daemon_harness import write_config
-from simple_salesforce import Salesforce
 
 from sfconnector.config import load_config
 from sfconnector.daemon import Daemon
@@ -65,11 +64,7 @@ def test_an_undecidable_event_is_dead_lettered_and_the_referral_behind_it_is_rou
     emulator_reset: Emulator, emulator_http: requests.Session, tmp_path: Path
 ) -> None:
     config = load_config(write_config(tmp_path, emulator_reset, health__enabled=False))
-    sf = Salesforce(
-        instance_url=emulator_reset.base_url,
-        session_id=new_token(emulator_reset, emulator_http),
-        session=emulator_http,
-    )
+    sf = salesforce_as(emulator_reset, emulator_http)
 
     async def scenario() -> None:
         daemon = Daemon(config)

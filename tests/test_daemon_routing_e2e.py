@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import new_token
+from conftest import salesforce_as
 from daemon_harness import DaemonProcess, wait_for, write_config
 from simple_salesforce import Salesforce
 
@@ -42,9 +42,7 @@ def _client(
     org: tuple[Emulator, requests.Session], username: str = "integration@sfconnector.test"
 ) -> Salesforce:
     emulator, http = org
-    return Salesforce(
-        instance_url=emulator.base_url, session_id=new_token(emulator, http, username), session=http
-    )
+    return salesforce_as(emulator, http, username)
 
 
 @pytest.fixture(scope="module")

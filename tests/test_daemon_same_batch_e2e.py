@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from conftest import new_token
+from conftest import salesforce_as
 from daemon_harness import DaemonProcess, wait_for, write_config
-from simple_salesforce import Salesforce
 
 from sfemulator.server import Emulator
 
@@ -18,11 +17,7 @@ def test_a_double_submission_in_one_batch_is_one_referral_and_one_duplicate(
     emulator_reset: Emulator, emulator_http: requests.Session, tmp_path: Path
 ) -> None:
     daemon = DaemonProcess(write_config(tmp_path, emulator_reset)).start()
-    sf = Salesforce(
-        instance_url=emulator_reset.base_url,
-        session_id=new_token(emulator_reset, emulator_http),
-        session=emulator_http,
-    )
+    sf = salesforce_as(emulator_reset, emulator_http)
     try:
         lead = {
             "attributes": {"type": "Lead"},

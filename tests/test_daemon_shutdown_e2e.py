@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import requests
-from conftest import control, new_token
+from conftest import control, salesforce_as
 from daemon_harness import DaemonProcess, wait_for, write_config
 from simple_salesforce import Salesforce
 
@@ -19,11 +19,7 @@ def test_sigterm_while_lookups_keep_failing_exits_at_once_and_the_lead_is_routed
     emulator_reset: Emulator, emulator_http: requests.Session, tmp_path: Path
 ) -> None:
     daemon = DaemonProcess(write_config(tmp_path, emulator_reset)).start()
-    sf = Salesforce(
-        instance_url=emulator_reset.base_url,
-        session_id=new_token(emulator_reset, emulator_http),
-        session=emulator_http,
-    )
+    sf = salesforce_as(emulator_reset, emulator_http)
     try:
         # A first referral gives the channel a checkpoint.
         first = _referral(sf, "First")
@@ -37,11 +33,7 @@ def test_a_fresh_install_stopped_before_its_first_commit_routes_the_lead_after_r
     emulator_reset: Emulator, emulator_http: requests.Session, tmp_path: Path
 ) -> None:
     daemon = DaemonProcess(write_config(tmp_path, emulator_reset)).start()
-    sf = Salesforce(
-        instance_url=emulator_reset.base_url,
-        session_id=new_token(emulator_reset, emulator_http),
-        session=emulator_http,
-    )
+    sf = salesforce_as(emulator_reset, emulator_http)
     try:
         _stuck_lead_then_sigterm_then_restart(emulator_reset, emulator_http, daemon, sf, "Fresh")
     finally:

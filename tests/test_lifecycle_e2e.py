@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import requests
 import yaml
-from conftest import new_token
+from conftest import salesforce_as
 from daemon_harness import ROOT, DaemonProcess, wait_for, write_config
 from simple_salesforce import Salesforce
 
@@ -120,9 +120,7 @@ def daemon(config_path: Path) -> Iterator[DaemonProcess]:
 
 def _client(org: tuple[Emulator, requests.Session], username: str) -> Salesforce:
     emulator, http = org
-    return Salesforce(
-        instance_url=emulator.base_url, session_id=new_token(emulator, http, username), session=http
-    )
+    return salesforce_as(emulator, http, username)
 
 
 @pytest.fixture(scope="module")
