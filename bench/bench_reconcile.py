@@ -19,7 +19,7 @@ import argparse
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ import requests
 import yaml
 
 from bench.bench_emulator import start_emulator
+from sfconnector.clock import system_clock
 from sfconnector.config import load_config
 from sfconnector.logging import configure_logging
 from sfconnector.reconcile import reconciler_for
@@ -93,7 +94,7 @@ def run(directory: Path, base_url: str, ca: str, leads: int, latency_ms: int) ->
     config = load_config(write_config(directory, base_url, ca, directory / "tls"))
     _, client = connect(config)
     stats = Stats(base_url, ca)
-    since = datetime.now(UTC) - timedelta(minutes=5)
+    since = system_clock() - timedelta(minutes=5)
     started = time.perf_counter()
     for start in range(0, leads, 200):
         client.collection_create(

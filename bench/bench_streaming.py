@@ -26,6 +26,7 @@ from typing import Any
 
 import requests
 
+from sfconnector.clock import system_clock
 from sfconnector.stream import StreamClient
 from sfemulator.server import Emulator
 from sfemulator.store import Commit, RecordChange
@@ -139,9 +140,8 @@ class _BareOrg:
         self.listeners: list[Any] = []
 
     def clock(self) -> Any:
-        from datetime import UTC, datetime
 
-        return datetime.now(UTC)
+        return system_clock()
 
     def add_commit_listener(self, listener: Any) -> None:
         self.listeners.append(listener)

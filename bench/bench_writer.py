@@ -15,11 +15,11 @@ import argparse
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import requests
 
+from sfconnector.clock import system_clock
 from sfconnector.logging import configure_logging
 from sfconnector.salesforce import AuthSettings, SalesforceClient, SalesforceSettings, TokenProvider
 from sfconnector.state import DecidedBatch, OutboxEntry, RoutingLogRow, StateStore
@@ -47,7 +47,7 @@ def bench_commits(batches: int, synchronous: str) -> float:
                     ),
                     OutboxEntry(f"task:{lead}", "create_once", "Task", {"Subject": "Call"}),
                 ]
-                rows.append(RoutingLogRow(lead, "a01", "005S", "005A", "r", "why", datetime.now(UTC)))
+                rows.append(RoutingLogRow(lead, "a01", "005S", "005A", "r", "why", system_clock()))
             store.commit_batch(
                 DecidedBatch({"/data/LeadChangeEvent": b}, entries, [f"c:{b}:{i}" for i in range(100)], rows)
             )

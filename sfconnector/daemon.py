@@ -23,6 +23,7 @@ from typing import Any
 
 import structlog
 
+from sfconnector.clock import Clock, system_clock
 from sfconnector.config import Config
 from sfconnector.errors import SfconnectorError
 from sfconnector.events import event_time_ms
@@ -63,16 +64,18 @@ class Daemon:
         drain_timeout: float = 30.0,
         tokens: TokenProvider | None = None,
         client: SalesforceClient | None = None,
+        clock: Clock = system_clock,
     ) -> None:
         self.config = config
+        self.clock = clock
         self.notifier = notifier or Notifier()
         self.metrics = Metrics()
         self.health = HealthState()
         self._drain_timeout = drain_timeout
         if tokens is None or client is None:
-            tokens, client = connect(config)
+            tokens, client = connect(config, clock=clock)
         self.tokens, self.client = tokens, client
-        self.state = StateStore.open(config.state.path)
+        self.state = StateStore.open(config.state.path, clock=clock)
         for key in self.state.quarantine_interrupted_sends():
             log.warning("outbox.email_uncertain", key=key)
         self.processor = BatchProcessor(
@@ -80,6 +83,7 @@ class Daemon:
             org_lookups(config, client),
             config.salesforce.client_name,
             already_processed=self.state.is_processed,
+            clock=clock,
         )
         self.writer = OutboxWriter(
             self.state,
@@ -89,6 +93,7 @@ class Daemon:
             backoff_initial_s=config.writer.retry_initial_seconds,
             backoff_max_s=config.writer.retry_max_seconds,
             use_composite=config.writer.use_composite,
+            clock=clock,
         )
         self._queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=max(1, config.stream.max_in_flight))
         self._stopping = asyncio.Event()
@@ -212,7 +217,7 @@ class Daemon:
         ca = str(self.config.salesforce.ca_bundle) if self.config.salesforce.ca_bundle else None
         while not self._stopping.is_set():
             replay_ids = self._replay_ids(fallback)
-            now_ms = int(time.time() * 1000)
+            now_ms = int(self.clock().timestamp() * 1000)
             for channel, replay_id in replay_ids.items():
                 if replay_id == NEW_EVENTS:
                     # Durable before subscribing: a restart before the first commit replays from here.
@@ -320,7 +325,7 @@ class Daemon:
         # the keys that make it a no-op; email keys are never pruned (emails cannot be made idempotent).
         keep = max(KEEP_HISTORY_S, 2 * self.config.reconcile.lookback_seconds)
         try:
-            counts = self.state.prune(datetime.now(UTC) - timedelta(seconds=keep))
+            counts = self.state.prune(self.clock() - timedelta(seconds=keep))
         except Exception as exc:  # housekeeping must never take the daemon down
             log.warning("state.prune_failed", error=repr(exc))
             return
@@ -338,8 +343,8 @@ class Daemon:
     async def _reconcile_loop(self) -> None:
         """One sweep at a time: on request (expired replay id, gap, overflow) and every `reconcile.period`."""
         cfg = self.config.reconcile
-        since = sweep_since(self.state, self.config.stream.channels, datetime.now(UTC), cfg.lookback_seconds)
-        reconciler = reconciler_for(self.config, self.client, self.state)
+        since = sweep_since(self.state, self.config.stream.channels, self.clock(), cfg.lookback_seconds)
+        reconciler = reconciler_for(self.config, self.client, self.state, self.clock)
         failures = 0
         while not self._stopping.is_set():
             if not self.reconcile_requested:
@@ -347,7 +352,7 @@ class Daemon:
                     await asyncio.wait_for(self._reconcile_wakeup.wait(), timeout=cfg.period_seconds or None)
             self._reconcile_wakeup.clear()
             reasons, self.reconcile_requested[:] = list(self.reconcile_requested), []
-            now = datetime.now(UTC)
+            now = self.clock()
             # A scheduled sweep leaves the stream the leads it is deciding now: the last minute, or half a
             # period when sweeps come more often than that.
             until = None if reasons else now - timedelta(seconds=min(60.0, cfg.period_seconds / 2))
@@ -568,13 +573,13 @@ class Daemon:
 
     def _writer_wait(self, report: Any) -> float:
         if report is not None and report.paused_until is not None:
-            return max(0.0, (report.paused_until - datetime.now(UTC)).total_seconds())
+            return max(0.0, (report.paused_until - self.clock()).total_seconds())
         if report is not None and report.done:
             return 0.0
         due = self.state.next_outbox_due()
         if due is None:
             return 5.0
-        return max(0.0, min(5.0, (due - datetime.now(UTC)).total_seconds()))
+        return max(0.0, min(5.0, (due - self.clock()).total_seconds()))
 
 
 def _transient(exc: BaseException) -> bool:

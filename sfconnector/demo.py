@@ -20,6 +20,7 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -29,6 +30,9 @@ import yaml
 from sfconnector.state import StateStore
 
 ROOT = Path(__file__).resolve().parents[1]
+# The story happens on this day whatever the calendar says (the org and the daemon both run their clocks
+# from it), so every date, amount and promotion the demo prints is the same on every run.
+DEMO_INSTANT = datetime(2026, 12, 7, 15, 0, tzinfo=UTC)
 T = TypeVar("T")
 
 
@@ -268,7 +272,9 @@ def run_demo(example: Path, *, keep: bool = False, echo: Callable[[str], None] =
 
     started = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="sfconnector-demo-"))
-    emulator = Emulator(host="127.0.0.1", port=0, tls_dir=workdir / "tls", seed="demo")
+    emulator = Emulator(
+        host="127.0.0.1", port=0, tls_dir=workdir / "tls", seed="demo", clock_start=DEMO_INSTANT
+    )
     daemon: subprocess.Popen[bytes] | None = None
     try:
         emulator.start()
@@ -278,7 +284,16 @@ def run_demo(example: Path, *, keep: bool = False, echo: Callable[[str], None] =
         log_path = workdir / "daemon.log"
         with log_path.open("wb") as log:
             daemon = subprocess.Popen(
-                [sys.executable, "-m", "sfconnector", "run", "--config", str(config)],
+                [
+                    sys.executable,
+                    "-m",
+                    "sfconnector",
+                    "run",
+                    "--config",
+                    str(config),
+                    "--clock-start",
+                    _org_now(emulator).isoformat(),
+                ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -404,14 +419,17 @@ def _lifecycle(
     )
 
 
+def _org_now(emulator: Any) -> datetime:
+    now: datetime = emulator.org.clock()
+    return now
+
+
 def _emails(org: _Org) -> list[dict[str, Any]]:
     emails: list[dict[str, Any]] = org.http.get(f"{org.base_url}/_emulator/emails", timeout=10).json()
     return emails
 
 
 def _report_rewards(org: _Org, config_path: Path, echo: Callable[[str], None]) -> None:
-    from datetime import UTC, datetime
-
     from sfconnector.config import load_config
     from sfconnector.pipeline.lifecycle_reads import LifecycleReader
     from sfconnector.pipeline.reward_explain import explain_opportunity
@@ -442,7 +460,7 @@ def _report_rewards(org: _Org, config_path: Path, echo: Callable[[str], None]) -
                 reader,
                 config.rewards,
                 str(r["Opportunity__c"]),
-                datetime.now(UTC).date(),
+                DEMO_INSTANT.date(),
                 ignore_existing=True,
             )
             why = next((o.reason for o in found.outcomes if o.rule == r["Rule__c"] and o.matched), "-")

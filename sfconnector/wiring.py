@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sfconnector.clock import Clock, system_clock
 from sfconnector.config import Config
 from sfconnector.errors import ConfigError, ConfigProblem
 from sfconnector.pipeline.lifecycle import PipelineLookups, PipelineRules
@@ -73,9 +74,9 @@ def decision_rules(config: Config) -> PipelineRules:
     )
 
 
-def connect(config: Config) -> tuple[TokenProvider, SalesforceClient]:
+def connect(config: Config, clock: Clock = system_clock) -> tuple[TokenProvider, SalesforceClient]:
     settings = salesforce_settings(config)
-    tokens = TokenProvider(settings)
+    tokens = TokenProvider(settings, clock=clock)
     return tokens, SalesforceClient(settings, tokens)
 
 

@@ -26,12 +26,13 @@ import re
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote_plus
 
 import structlog
 
+from sfconnector.clock import Clock, system_clock
 from sfconnector.errors import RequestLimitExceeded, SalesforceApiError, SfconnectorError
 from sfconnector.retry import SALESFORCE_WRITE, RetryPolicy, backoff_seconds
 from sfconnector.salesforce import (
@@ -143,8 +144,10 @@ class OutboxWriter:
         limit_pause_s: float = 900.0,
         use_composite: bool = True,
         rand: Callable[[], float] = random.random,
+        clock: Clock = system_clock,
     ) -> None:
         self._state = state
+        self._clock = clock
         self._client = client
         self._batch_size = max(1, batch_size)
         self._retry = retry_policy
@@ -160,8 +163,8 @@ class OutboxWriter:
     # -- public -----------------------------------------------------------------------------------------
 
     def drain_once(self, now: datetime | None = None) -> DrainReport:
-        """Write the entries due at ``now`` (default: the current time); never sleeps for throttling."""
-        now = now or datetime.now(UTC)
+        """Write the entries due at ``now`` (default: the writer's clock); never sleeps for throttling."""
+        now = now or self._clock()
         calls_before = self._client.api_calls
         tally = _Tally()
         paused_until: datetime | None = None

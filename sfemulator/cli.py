@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import signal
 from pathlib import Path
 
@@ -46,8 +47,19 @@ demo-password, JWT signing key DIR/jwt-key.pem. Clients must trust DIR/ca.pem.
     type=click.IntRange(1),
     help="How long CometD holds a /meta/connect (advice.timeout).",
 )
+@click.option(
+    "--clock-start",
+    type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%SZ"]),
+    help="Run the org's clock from this UTC instant instead of the machine's time (a fixed demo date).",
+)
 def emulator_command(
-    host: str, port: int, tls_dir: Path, seed: str, latency_ms: int, streaming_timeout_ms: int
+    host: str,
+    port: int,
+    tls_dir: Path,
+    seed: str,
+    latency_ms: int,
+    streaming_timeout_ms: int,
+    clock_start: dt.datetime | None,
 ) -> None:
     """Run a local Salesforce org (REST, OAuth, SOAP login, SOQL, CometD) over HTTPS."""
     from sfemulator.seed import SeedError, resolve_seed
@@ -65,6 +77,7 @@ def emulator_command(
         seed=seed,
         latency_ms=latency_ms,
         streaming_timeout_ms=streaming_timeout_ms,
+        clock_start=clock_start.replace(tzinfo=dt.UTC) if clock_start else None,
     )
     try:
         emulator.prepare()

@@ -24,7 +24,7 @@ from sfemulator.control import install_control, reload_seed
 from sfemulator.oauth import json_response
 from sfemulator.rest import Call, RestApi, parse_version, versions_list
 from sfemulator.settings import STATE_KEY, EmulatorSettings, EmulatorState
-from sfemulator.store import Org, OrgSettings
+from sfemulator.store import Clock, Org, OrgSettings
 from sfemulator.tls import TlsFiles, ensure_tls
 
 _INVALID_SESSION = [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}]
@@ -209,7 +209,8 @@ class Emulator:
             settings=OrgSettings(
                 query_batch_size=s.query_batch_size,
                 session_seconds=s.session_seconds,
-            )
+            ),
+            clock=Clock(s.clock_start),
         )
         org.tls_dir = s.tls_dir
         self.org = org

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import random
 import re
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ class EmulatorSettings:
     query_batch_size: int = 2000
     daily_api_requests: int | None = None  # None: what the seed says (demo: 100,000)
     base_url: str = ""  # https://127.0.0.1:<port>, known once the socket is bound
+    clock_start: dt.datetime | None = None  # the org's clock starts here (default: the machine's time)
     # Streaming (read by sfemulator.streaming through the `streaming_` prefix; docs/streaming.md).
     streaming_timeout_ms: int = 110_000  # how long a /meta/connect is held (advice.timeout)
     streaming_client_expiry_s: float = 40.0

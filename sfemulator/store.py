@@ -72,16 +72,29 @@ class WriteContext:
 
 
 class Clock:
-    """The org's notion of now; tests move it forward instead of sleeping."""
+    """The org's notion of now; tests move it forward instead of sleeping.
 
-    def __init__(self) -> None:
+    It runs at the machine's speed from `start` (default: the machine's time), so an org can live on a fixed
+    date (the demo's) whatever the calendar says.
+    """
+
+    def __init__(self, start: dt.datetime | None = None) -> None:
         self.offset = dt.timedelta()
+        if start is not None:
+            if start.tzinfo is None:
+                raise ValueError("the org clock's start needs a time zone")
+            self.offset = start - dt.datetime.now(dt.UTC)
+        self._started = self.offset
 
     def __call__(self) -> dt.datetime:
         return dt.datetime.now(dt.UTC) + self.offset
 
     def advance(self, seconds: float) -> None:
         self.offset += dt.timedelta(seconds=seconds)
+
+    def reset(self) -> None:
+        """Undo every `advance`: back on the time line the clock started on."""
+        self.offset = self._started
 
 
 @dataclass
@@ -119,10 +132,12 @@ _AUTO_NUMBER_RE = re.compile(r"\{(0+)\}")
 class Org:
     """One Salesforce org held in memory."""
 
-    def __init__(self, schema: Schema | None = None, settings: OrgSettings | None = None) -> None:
+    def __init__(
+        self, schema: Schema | None = None, settings: OrgSettings | None = None, clock: Clock | None = None
+    ) -> None:
         self.schema = schema or build_schema()
         self.settings = settings or OrgSettings()
-        self.clock = Clock()
+        self.clock = clock or Clock()
         self.lock = threading.RLock()
         self._commit_listeners: list[Callable[[Commit], None]] = []
         self._reset_listeners: list[Callable[[], None]] = []
@@ -153,7 +168,7 @@ class Org:
         """Forget every record, session and counter (the caller loads a seed next)."""
         with self.lock:
             self._clear()
-            self.clock.offset = dt.timedelta()
+            self.clock.reset()
         for listener in list(self._reset_listeners):
             listener()
 

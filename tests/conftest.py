@@ -9,7 +9,7 @@ TLS material is generated once per session; the server runs in a background thre
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ import pytest
 import requests
 from simple_salesforce import Salesforce
 
+from sfconnector.clock import system_clock
 from sfconnector.retry import retries_without_sleep
 from sfconnector.salesforce import AuthSettings, SalesforceClient, SalesforceSettings, TokenProvider
 from sfemulator.server import Emulator, trusting_session
@@ -130,7 +131,7 @@ def realign_org_clock(emulator: Any) -> None:
     org_now = datetime.fromisoformat(
         control_api(emulator, "POST", "clock", {"advance_seconds": 0})["now"].replace("Z", "+00:00")
     )
-    drift = (org_now - datetime.now(UTC)).total_seconds()
+    drift = (org_now - system_clock()).total_seconds()
     if abs(drift) > 5:
         control_api(emulator, "POST", "clock", {"advance_seconds": -drift})
 

@@ -32,15 +32,28 @@ def free_port() -> int:
         return port
 
 
+def example_rules_without_promotions() -> dict[str, Any]:
+    """config/rules.yaml as shipped, less its promotions: those carry real dates (an admin's December
+    double), so a test that expects an amount would change with the calendar. Tests of promotions give
+    their own windows, around the org's clock."""
+    rules: dict[str, Any] = yaml.safe_load((ROOT / "config" / "rules.yaml").read_text())
+    rules.get("rewards", {}).pop("promotions", None)
+    return rules
+
+
 def write_config(directory: Path, emulator: Emulator, **overrides: Any) -> Path:
-    """connector.yaml.example, pointed at the emulator, with its files made absolute."""
+    """connector.yaml.example, pointed at the emulator, with its files made absolute; its rules are the
+    example's without the dated promotions (`example_rules_without_promotions`)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    rules_file = directory / "example-rules.yaml"
+    rules_file.write_text(yaml.safe_dump(example_rules_without_promotions(), sort_keys=False))
     config = yaml.safe_load((ROOT / "connector.yaml.example").read_text())
     config["salesforce"]["login_url"] = emulator.base_url
     config["salesforce"]["ca_bundle"] = str(emulator.ca_path)
     config["salesforce"]["auth"]["private_key_file"] = str(Path(emulator.tls_dir) / "jwt-key.pem")
     config["state"]["path"] = str(directory / "state.db")
     config["mapping"]["file"] = str(ROOT / "config" / "mapping.yaml")
-    config["rules"]["file"] = str(ROOT / "config" / "rules.yaml")
+    config["rules"]["file"] = str(rules_file)
     config["health"]["listen"] = f"127.0.0.1:{free_port()}"
     config["stream"]["batch"]["max_wait_ms"] = 50
     for dotted, value in overrides.items():

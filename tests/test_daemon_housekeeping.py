@@ -1,8 +1,9 @@
 """The daemon keeps its state file from growing for ever, without forgetting what makes replays no-ops."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
+from sfconnector.clock import system_clock
 from sfconnector.config import load_config
 from sfconnector.daemon import Daemon
 from sfconnector.state import DecidedBatch, RoutingLogRow
@@ -19,7 +20,7 @@ def test_history_older_than_the_keep_window_is_pruned_and_recent_history_kept(tm
     (tmp_path / "connector.yaml").write_text(CONFIG)
     (tmp_path / "key.pem").write_text("not used: nothing logs in here")
     daemon = Daemon(load_config(tmp_path / "connector.yaml"))
-    now = datetime.now(UTC)
+    now = system_clock()
 
     def row(lead: str, age_days: int) -> RoutingLogRow:
         return RoutingLogRow(lead, None, None, None, "r", "why", now - timedelta(days=age_days))

@@ -18,6 +18,7 @@ import requests
 from conftest import salesforce_as
 from daemon_harness import write_config
 
+from sfconnector.clock import system_clock
 from sfconnector.config import load_config
 from sfconnector.daemon import Daemon
 from sfconnector.state import StateStore
@@ -42,7 +43,7 @@ def _malformed_lead_change() -> dict[str, Any]:
                     "changeOrigin": "",
                     "transactionKey": "malformed-1",
                     "sequenceNumber": 1,
-                    "commitTimestamp": int(time.time() * 1000),
+                    "commitTimestamp": int(system_clock().timestamp() * 1000),
                     "commitUser": "0055g0000000001AAA",
                     "commitNumber": 1,
                     "changedFields": [],

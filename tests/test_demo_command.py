@@ -33,16 +33,18 @@ def test_demo_routes_every_channel_and_stops_cleanly(out: str) -> None:
 
 
 def test_demo_follows_deals_to_rewards_totals_and_emails(out: str) -> None:
+    """The story happens on the demo's own date (2026-12-07, inside the example rules' December promotion),
+    so these amounts and dates hold on every day of every year."""
     lines = out.splitlines()
     assert "Won" in next(line for line in lines if line.startswith("Web") and "Maya Patel" in line)
     assert "Lost" in next(line for line in lines if line.startswith("Card") and "Tom Okafor" in line)
     patel = next(line for line in lines if line.startswith("Grace Hopper") and "Patel referral deal" in line)
-    assert "100.00" in patel and "Paid" in patel and "base" in patel
+    assert "200.00" in patel and "Paid" in patel and "base" in patel and "2027-01-06" in patel
     iyer = next(line for line in lines if line.startswith("Alan Turing") and "Iyer referral deal" in line)
-    assert "1,000.00" in iyer and "Pending Approval" in iyer and "Commission" in iyer
-    assert any("capped at 1,000.00" in line for line in lines)
+    assert "2,000.00" in iyer and "Pending Approval" in iyer and "Commission" in iyer
+    assert any("capped at 1,000.00; promotion 'double-december' x2 = 2,000.00" in line for line in lines)
     emails = out.split("Emails to advocates")[1].split("Rewards")[0]
-    assert "to grace@advocates.example: Your reward of 100.00 has been paid" in emails
+    assert "to grace@advocates.example: Your reward of 200.00 has been paid" in emails
     assert "to ada@advocates.example: An update on your referral Tom Okafor" in emails
     assert "katherine@advocates.example" not in emails  # opted out of program emails
     totals = out.split("Advocates' totals")[1]

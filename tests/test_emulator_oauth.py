@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import time
 from typing import Any
 
 import jwt
@@ -14,6 +13,7 @@ from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceAuthenticationFailed, SalesforceExpiredSession
 from simple_salesforce.login import soap_login, token_login
 
+from sfconnector.clock import system_clock
 from sfemulator.server import Emulator
 
 CLIENT_ID = "sfconnector-demo"
@@ -32,7 +32,7 @@ def assertion(emu: Emulator, **claims: Any) -> str:
         "iss": CLIENT_ID,
         "sub": USERNAME,
         "aud": "https://login.salesforce.com",
-        "exp": f"{time.time() + 180:.0f}",
+        "exp": f"{system_clock().timestamp() + 180:.0f}",
     }
     payload.update(claims)
     return jwt.encode({k: v for k, v in payload.items() if v is not None}, key, algorithm="RS256")
@@ -44,7 +44,10 @@ def check_token_body(emu: Emulator, body: dict[str, Any]) -> None:
     org_id, user_id = body["id"].rsplit("/", 2)[-2:]
     assert body["id"] == f"{emu.base_url}/id/{org_id}/{user_id}"
     assert user_id.startswith("005") and org_id.startswith("00D")
-    assert body["issued_at"].isdigit() and abs(int(body["issued_at"]) - time.time() * 1000) < 60_000
+    assert (
+        body["issued_at"].isdigit()
+        and abs(int(body["issued_at"]) - system_clock().timestamp() * 1000) < 60_000
+    )
     assert "refresh_token" not in body
 
 
@@ -131,7 +134,7 @@ def test_jwt_audience_may_be_the_emulator_itself(
     ("claims", "error", "description"),
     [
         ({"aud": "https://evil.example.com"}, "invalid_grant", "audience is invalid"),
-        ({"exp": f"{time.time() - 10:.0f}"}, "invalid_grant", "expired authorization code"),
+        ({"exp": f"{system_clock().timestamp() - 10:.0f}"}, "invalid_grant", "expired authorization code"),
         ({"exp": None}, "invalid_grant", "invalid assertion"),
         ({"iss": "unknown-app"}, "invalid_client_id", "client identifier invalid"),
         ({"sub": "alice.nguyen@sfconnector.test"}, "invalid_grant", "user hasn't approved this consumer"),
@@ -168,7 +171,7 @@ def test_jwt_signed_by_another_key_is_refused(
             "iss": CLIENT_ID,
             "sub": USERNAME,
             "aud": "https://login.salesforce.com",
-            "exp": int(time.time()) + 60,
+            "exp": int(system_clock().timestamp()) + 60,
         },
         other,
         algorithm="RS256",

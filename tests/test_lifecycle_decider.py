@@ -197,7 +197,7 @@ def test_signals_are_conversions_disqualifications_stage_changes_and_reward_upda
         ),
         change("Opportunity", "006000000000003AAA", {"Description": "notes"}, seq=6),
     ]
-    signals = lifecycle_signals(events, MAPPING, "sfconnector")
+    signals = lifecycle_signals(events, MAPPING, "sfconnector", NOW.date())
     assert [(c.lead_id, c.opportunity_id) for c in signals.conversions] == [(LEAD, OPP)]
     assert [d.lead_id for d in signals.disqualified] == ["00Q000000000002AAA"]
     assert list(signals.opportunities) == [OPP]

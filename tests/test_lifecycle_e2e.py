@@ -14,7 +14,7 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from conftest import salesforce_as
 from daemon_harness import ROOT, DaemonProcess, wait_for, write_config
 from simple_salesforce import Salesforce
 
+from sfconnector.clock import system_clock
 from sfemulator.server import Emulator, trusting_session
 
 WEBFORM = {"Sforce-Call-Options": "client=webform"}
@@ -35,7 +36,7 @@ CHANNELS = [
     "/data/OpportunityChangeEvent",
     "/data/Reward__ChangeEvent",
 ]
-TODAY = datetime.now(UTC).date()
+TODAY = system_clock().date()
 
 
 def _rules() -> dict[str, Any]:

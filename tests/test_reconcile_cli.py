@@ -14,9 +14,10 @@ from daemon_harness import write_config
 from simple_salesforce import Salesforce
 
 from sfconnector.cli import main
+from sfconnector.clock import system_clock
 from sfemulator.server import Emulator
 
-SINCE = (datetime.now(UTC) - timedelta(days=1)).strftime("%Y-%m-%d")
+SINCE = (system_clock() - timedelta(days=1)).strftime("%Y-%m-%d")
 
 
 def _reconcile(config: Path, *args: str) -> Result:

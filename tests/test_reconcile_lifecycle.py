@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +18,10 @@ from daemon_harness import write_config
 from simple_salesforce import Salesforce
 
 from sfconnector.cli import main
+from sfconnector.clock import system_clock
 from sfemulator.server import Emulator
 
-SINCE = (datetime.now(UTC) - timedelta(days=1)).strftime("%Y-%m-%d")
+SINCE = (system_clock() - timedelta(days=1)).strftime("%Y-%m-%d")
 
 
 def _reconcile(config: Path, *args: str) -> dict[str, Any]:
@@ -174,7 +175,7 @@ def test_a_lag_and_its_missing_reward_are_decided_together_even_in_tiny_batches(
             rewards_enabled=True,
             batch_size=1,
         )
-        summary = reconciler.run(datetime.now(UTC) - timedelta(days=1))
+        summary = reconciler.run(system_clock() - timedelta(days=1))
     repairs = Counter((f.kind, f.repair) for f in summary.findings)
     assert repairs == Counter({("status_lag", "queued"): 2, ("reward_missing", "queued"): 2}), (
         summary.findings

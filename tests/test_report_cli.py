@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ from daemon_harness import write_config
 from simple_salesforce import Salesforce
 
 from sfconnector.cli import main
+from sfconnector.clock import system_clock
 from sfconnector.mapping.model import SchemaMapping
 from sfconnector.report import funnel_rollup, override_rollup
 from sfconnector.rules.model import RoutingAction, RoutingFallbacks, RoutingRule, RoutingRules
@@ -156,7 +157,7 @@ def test_table_and_csv_show_the_same_numbers(
 def test_since_leaves_out_older_records(sf: Salesforce, emulator_reset: Emulator, tmp_path: Path) -> None:
     """--since in the future counts nothing; the report says so instead of failing."""
     _seed(sf)
-    tomorrow = (datetime.now(UTC) + timedelta(days=1)).strftime("%Y-%m-%d")
+    tomorrow = (system_clock() + timedelta(days=1)).strftime("%Y-%m-%d")
     body = json.loads(
         _report(write_config(tmp_path, emulator_reset), "--format", "json", "--since", tomorrow).stdout
     )

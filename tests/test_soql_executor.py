@@ -452,4 +452,4 @@ def test_compile_where_matches_single_records_like_execute(org: MemoryOrg) -> No
     assert [matches(r) for r in org.rows["Lead"]] == [True, False, False]
     assert [r["Id"] for r in org.rows["Lead"] if matches(r)] == [r["Id"] for r in run(org, query.text).rows]
     with pytest.raises(SoqlError):
-        compile_where(parse("SELECT Id FROM Lead WHERE Nope = 1"), org)
+        compile_where(parse("SELECT Id FROM Lead WHERE Nope = 1"), org, now=NOW)

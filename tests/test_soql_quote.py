@@ -16,6 +16,8 @@ from sfconnector.soql import IdList, Like, chunked_in, id_list, is_record_id, li
 from sfemulator.soql import FieldInfo, ObjectInfo, execute, parse
 from sfemulator.soql.parser import literal_values
 
+NOW = dt.datetime(2026, 11, 23, 10, 0, tzinfo=dt.UTC)
+
 QUOTES = [
     ("plain", "'plain'"),
     ("O'Brien", "'O\\'Brien'"),
@@ -55,7 +57,7 @@ def test_quote_writes_salesforce_literals(value: object, expected: str) -> None:
 @pytest.mark.parametrize(
     "value",
     [
-        dt.datetime(2026, 11, 23, 10, 0),  # naive: the offset would be a guess
+        dt.datetime(2026, 11, 23, 10, 0),  # noqa: DTZ001 (naive on purpose: the offset would be a guess)
         float("nan"),
         float("inf"),
         Decimal("NaN"),
@@ -174,9 +176,11 @@ def test_equality_and_exact_like_match_exactly_the_equal_records(value: str, oth
     expected = [r["Id"] for r in source.rows if value and _same(r["LastName"], value)]
     if not value:  # '' is null in Salesforce filters; no stored name here is null
         expected = []
-    equal = execute(parse(soql("SELECT Id FROM Lead WHERE LastName = {v}", v=value)), source)
+    equal = execute(parse(soql("SELECT Id FROM Lead WHERE LastName = {v}", v=value)), source, now=NOW)
     assert [r["Id"] for r in equal.rows] == expected
-    liked = execute(parse(soql("SELECT Id FROM Lead WHERE LastName LIKE {v}", v=Like(value))), source)
+    liked = execute(
+        parse(soql("SELECT Id FROM Lead WHERE LastName LIKE {v}", v=Like(value))), source, now=NOW
+    )
     assert [r["Id"] for r in liked.rows] == [r["Id"] for r in source.rows if _same(r["LastName"], value)]
 
 
@@ -184,7 +188,9 @@ def test_equality_and_exact_like_match_exactly_the_equal_records(value: str, oth
 @given(value=_HOSTILE, others=st.lists(_HOSTILE, max_size=5))
 def test_prefix_like_matches_exactly_the_names_starting_with_the_value(value: str, others: list[str]) -> None:
     source = _Leads([value + "tail", *others])
-    result = execute(parse(soql("SELECT Id FROM Lead WHERE LastName LIKE {v}", v=Like.prefix(value))), source)
+    result = execute(
+        parse(soql("SELECT Id FROM Lead WHERE LastName LIKE {v}", v=Like.prefix(value))), source, now=NOW
+    )
     expected = [r["Id"] for r in source.rows if r["LastName"].lower().startswith(value.lower())]
     assert [r["Id"] for r in result.rows] == expected
 

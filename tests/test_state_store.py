@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from sfconnector.clock import ManualClock
 from sfconnector.state import (
     MIGRATIONS,
     DecidedBatch,
@@ -24,8 +25,14 @@ T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> StateStore:
-    s = StateStore.open(tmp_path / "state" / "sfconnector.db")
+def clock() -> ManualClock:
+    """The store's local clock, fixed at T0: nothing here depends on today's date."""
+    return ManualClock(T0)
+
+
+@pytest.fixture
+def store(tmp_path: Path, clock: ManualClock) -> StateStore:
+    s = StateStore.open(tmp_path / "state" / "sfconnector.db", clock=clock)
     yield s
     s.close()
 
@@ -196,7 +203,7 @@ def test_pending_outbox_respects_due_time_order_and_limit(store: StateStore) -> 
     """Only due entries are returned, in seq order, at most ``limit``."""
     store.commit_batch(batch("c", 1, *(owner_update(f"00Q{i}") for i in range(5))))
     store.mark_retry("lead-owner:00Q0", "locked", T0 + timedelta(days=365 * 10))
-    due = store.pending_outbox(3, datetime.now(UTC))
+    due = store.pending_outbox(3, T0)
     assert [e.key for e in due] == ["lead-owner:00Q1", "lead-owner:00Q2", "lead-owner:00Q3"]
     assert due[0].seq < due[1].seq < due[2].seq
     assert store.next_outbox_due() is not None
@@ -217,7 +224,7 @@ def test_outbox_dead_letter_keeps_payload_and_retry_requeues(store: StateStore) 
     retried = store.retry_dead_letter(letter.id)
     assert retried.id == letter.id
     assert store.dead_letters() == []
-    (entry,) = store.pending_outbox(10, datetime.now(UTC) + timedelta(seconds=1))
+    (entry,) = store.pending_outbox(10, T0 + timedelta(seconds=1))
     assert entry.key == "lead-owner:00Q1" and entry.attempts == 0 and entry.status == "pending"
 
 
@@ -277,7 +284,7 @@ def test_concurrent_writer_and_pipeline_threads_do_not_corrupt_state(store: Stat
 
     def writer() -> None:
         for _ in range(50):
-            for entry in store.pending_outbox(5, datetime.now(UTC) + timedelta(seconds=1)):
+            for entry in store.pending_outbox(5, T0 + timedelta(seconds=1)):
                 store.mark_done([entry.key], {entry.key: entry.record_id})
 
     threads = [threading.Thread(target=pipeline), threading.Thread(target=writer)]
@@ -319,7 +326,7 @@ def test_prune_forgets_old_history_but_keeps_email_keys_and_open_work(store: Sta
         )
     )
     store.mark_done(["lead-owner:00Q1", email.key], {})
-    removed = store.prune(datetime.now(UTC) + timedelta(seconds=1))
+    removed = store.prune(T0 + timedelta(seconds=1))
     assert removed == {"processed_events": 1, "routing_log": 1, "outbox": 1}
     assert store.outbox_entry("lead-owner:00Q1") is None
     assert store.outbox_entry(email.key) is not None  # a replay still cannot mail twice

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,12 +12,13 @@ import pytest
 import requests
 from conftest import control_api as control
 
+from sfconnector.clock import system_clock
 from sfconnector.retry import RetryPolicy
 from sfconnector.salesforce import SalesforceClient
 from sfconnector.state import DecidedBatch, OutboxEntry, StateStore
 from sfconnector.writer import OutboxWriter
 
-FAR = datetime.now(UTC) + timedelta(days=3650)
+FAR = system_clock() + timedelta(days=3650)
 
 
 @pytest.fixture
@@ -265,7 +266,7 @@ def test_entry_waits_while_its_dependency_is_retrying(
     assert (report.done, report.retried, report.deferred) == (0, 1, 1)
     retry_at = store.outbox_entry(f"referral:{lead['Id']}").next_attempt_at  # type: ignore[union-attr]
     assert retry_at is not None and store.next_outbox_due() == retry_at  # nothing to spin on meanwhile
-    later = writer(store, client).drain_once(datetime.now(UTC) + timedelta(hours=2))
+    later = writer(store, client).drain_once(system_clock() + timedelta(hours=2))
     assert (later.done, later.deferred) == (2, 0)
     (row,) = client.query("SELECT Description FROM Task WHERE External_Key__c = 'task:x'")
     assert row["Description"].startswith("a")
@@ -315,7 +316,7 @@ def test_lock_error_is_rescheduled_with_backoff_then_written(
         },
     )
     w = writer(store, client, retry_policy=RetryPolicy("test", attempts=1), rand=lambda: 0.0)
-    now = datetime.now(UTC)
+    now = system_clock()
     first = w.drain_once(now)
     assert (first.done, first.retried) == (0, 1)
     entry = store.outbox_entry(f"referral:{lead['Id']}")
@@ -386,7 +387,7 @@ def test_request_limit_stops_the_drain_and_reports_the_pause(
             "count": 1,
         },
     )
-    now = datetime.now(UTC)
+    now = system_clock()
     report = writer(store, client).drain_once(now)
     assert report.paused_until is not None and report.paused_until > now
     assert (report.done, report.retried, report.dead) == (0, 0, 0)
@@ -444,7 +445,7 @@ def test_throttle_pauses_the_drain_when_the_allocation_is_nearly_spent(
     commit(store, referral(lead["Id"]))
     control(org, "POST", "limits", {"daily_api_requests": 1000, "used": 980})
     client.limits()  # any call brings the Sforce-Limit-Info header
-    now = datetime.now(UTC)
+    now = system_clock()
     report = writer(store, client, api_reserve=0.10).drain_once(now)
     assert report.paused_until is not None and report.paused_until > now and report.api_calls == 0
     control(org, "POST", "limits", {"daily_api_requests": 1000, "used": 10})
@@ -604,7 +605,7 @@ def test_after_a_throttle_pause_one_call_refreshes_the_reading(
     control(org, "POST", "limits", {"daily_api_requests": 1000, "used": 950})
     client.limits()
     w = writer(store, client, api_reserve=0.10, use_composite=False)
-    now = datetime.now(UTC)
+    now = system_clock()
     first = w.drain_once(now)
     assert first.api_calls == 0 and first.paused_until is not None
     assert w.drain_once(first.paused_until - timedelta(seconds=1)).api_calls == 0  # still pausing

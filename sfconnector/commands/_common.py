@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from sfconnector.clock import Clock, system_clock
 from sfconnector.config import Config, load_config
 from sfconnector.errors import ConfigError
 
@@ -38,13 +39,13 @@ def load_or_exit(path: str) -> Config:
         raise  # unreachable: config_failed exits
 
 
-def connect_or_exit(config: Config) -> tuple[TokenProvider, SalesforceClient]:
+def connect_or_exit(config: Config, clock: Clock = system_clock) -> tuple[TokenProvider, SalesforceClient]:
     """The token provider and REST client of the config; a file it names that cannot be read (the JWT
     key) is a config problem: printed like the others, exit status 2, no traceback."""
     from sfconnector.wiring import connect
 
     try:
-        return connect(config)
+        return connect(config, clock=clock)
     except ConfigError as exc:
         config_failed(exc)
         raise  # unreachable: config_failed exits

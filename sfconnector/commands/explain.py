@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from sfconnector.clock import system_clock
 from sfconnector.commands._common import config_option, connect_or_exit, fail, load_or_exit
 from sfconnector.config import Config
 from sfconnector.errors import SfconnectorError
@@ -137,7 +138,6 @@ def explain(
 
 
 def _explain_opportunity(config: Config, opportunity_id: str, as_json: bool) -> None:
-    from datetime import UTC, datetime
 
     from sfconnector.pipeline.lifecycle_reads import LifecycleReader
     from sfconnector.pipeline.reward_explain import OpportunityNotFound, explain_opportunity
@@ -148,7 +148,7 @@ def _explain_opportunity(config: Config, opportunity_id: str, as_json: bool) -> 
     try:
         _, client = connect_or_exit(config)
         reader = LifecycleReader(client, config.mapping, config.rewards)
-        found = explain_opportunity(reader, config.rewards, opportunity_id, datetime.now(UTC).date())
+        found = explain_opportunity(reader, config.rewards, opportunity_id, system_clock().date())
     except OpportunityNotFound as exc:
         fail(str(exc))
     except SfconnectorError as exc:

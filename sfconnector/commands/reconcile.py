@@ -17,6 +17,7 @@ from typing import Any
 import click
 import requests
 
+from sfconnector.clock import system_clock
 from sfconnector.commands._common import EXIT_CONFIG, config_option, connect_or_exit, fail, load_or_exit
 from sfconnector.config import Config
 from sfconnector.errors import SfconnectorError
@@ -35,7 +36,7 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
     value = text.strip()
     ago = _AGO.match(value.lower())
     if ago:
-        return (now or datetime.now(UTC)) - timedelta(**{_UNITS[ago.group(2)]: int(ago.group(1))})
+        return (now or system_clock()) - timedelta(**{_UNITS[ago.group(2)]: int(ago.group(1))})
     try:
         if len(value) == 10:
             day = date.fromisoformat(value)
@@ -112,7 +113,7 @@ def _drain(config: Config, client: Any, state: Any) -> tuple[int, int, int]:
             return done, dead, 0
         if report.idle:
             due = report.paused_until or state.next_outbox_due()
-            pause = (due - datetime.now(UTC)).total_seconds() if due else 1.0
+            pause = (due - system_clock()).total_seconds() if due else 1.0
             time.sleep(
                 min(max(pause, 0.05), max(0.0, deadline - time.monotonic()))
             )  # backoff the writer chose

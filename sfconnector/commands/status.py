@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 
 import click
 
+from sfconnector.clock import system_clock
 from sfconnector.commands._common import config_option, fail, load_or_exit
 from sfconnector.state import StateStore
 
@@ -34,7 +35,7 @@ def status(config_path: str, as_json: bool) -> None:
         st = state.status()
         recent = state.routing_log(limit=5)
         readings = state.readings()
-    now = datetime.now(UTC)
+    now = system_clock()
     if as_json:
         click.echo(
             json.dumps(

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 
+from sfconnector.clock import Clock, system_clock
 from sfconnector.events import BadEvent, PlatformEvent, RecordChange, StreamEvent, parse_message
 from sfconnector.pipeline.candidates import ReferralCandidate, referral_candidates
 from sfconnector.pipeline.lifecycle import LifecycleDecider, PipelineLookups, PipelineRules
@@ -46,7 +46,7 @@ class BatchProcessor:
         own_client: str,
         *,
         already_processed: Callable[[str], bool] = lambda _: False,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Clock = system_clock,
     ) -> None:
         self._rules, self._lookups, self._own = rules, lookups, own_client
         self._seen, self._clock = already_processed, clock
@@ -116,7 +116,7 @@ class BatchProcessor:
         candidates: list[ReferralCandidate] = []
         for event in events:
             try:
-                candidates.extend(referral_candidates([event], self._rules.mapping, self._own))
+                candidates.extend(referral_candidates([event], self._rules.mapping, self._own, self._clock()))
             except BadEvent as exc:
                 dead.append(_dead_event(event, str(exc), originals.get(event.key)))
         candidates = _with_reassignments(candidates, events, self._rules, self._own)

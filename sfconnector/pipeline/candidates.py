@@ -41,8 +41,10 @@ class ReferralCandidate:
     channel: str | None
     email: str | None
     fields: Mapping[str, Any] = field(default_factory=dict)
+    created_at: datetime = field(
+        kw_only=True
+    )  # the org's time: when the lead (or the submitted referral) was created
     standard_owner_id: str | None = None
-    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     manually_reassigned: bool = False
     current_owner_id: str | None = None
     needs_lead_fetch: bool = False  # an update that added a code: the pipeline reads the whole lead
@@ -100,7 +102,7 @@ def from_lead_change(change: RecordChange, mapping: SchemaMapping) -> list[Refer
     ]
 
 
-def from_submitted_referral(event: PlatformEvent, mapping: SchemaMapping) -> ReferralCandidate:
+def from_submitted_referral(event: PlatformEvent, mapping: SchemaMapping, now: datetime) -> ReferralCandidate:
     """A referral captured outside Salesforce: the connector creates its lead, already routed."""
     payload = event.payload
     found = _code(payload.get("Referral_Code__c"), mapping)
@@ -120,7 +122,7 @@ def from_submitted_referral(event: PlatformEvent, mapping: SchemaMapping) -> Ref
     if channel:
         fields[mapping.lead.channel] = channel
     created = payload.get("CreatedDate")
-    created_at = datetime.now(UTC)
+    created_at = now  # Salesforce always stamps CreatedDate; a gateway's hand-made event may not
     if isinstance(created, str):
         try:
             created_at = datetime.fromisoformat(created.replace("Z", "+00:00"))
@@ -142,14 +144,15 @@ def from_submitted_referral(event: PlatformEvent, mapping: SchemaMapping) -> Ref
 
 
 def referral_candidates(
-    events: Sequence[StreamEvent], mapping: SchemaMapping, own_client: str
+    events: Sequence[StreamEvent], mapping: SchemaMapping, own_client: str, now: datetime
 ) -> list[ReferralCandidate]:
-    """Candidates among `events`; the connector's own writes never are."""
+    """Candidates among `events`; the connector's own writes never are. `now` dates a submitted referral
+    that carries no CreatedDate."""
     candidates: list[ReferralCandidate] = []
     for event in events:
         if isinstance(event, PlatformEvent):
             if event.event_name == SUBMITTED_EVENT:
-                candidates.append(from_submitted_referral(event, mapping))
+                candidates.append(from_submitted_referral(event, mapping, now))
         elif event.client_name() != own_client:
             candidates.extend(from_lead_change(event, mapping))
     return candidates

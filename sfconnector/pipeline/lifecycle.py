@@ -256,7 +256,9 @@ class LifecycleDecider:
     def decide(
         self, events: Sequence[StreamEvent], outcomes: Sequence[ReferralOutcome], now: datetime
     ) -> LifecycleResult:
-        return self.decide_signals(lifecycle_signals(events, self._rules.mapping, self._own), outcomes, now)
+        return self.decide_signals(
+            lifecycle_signals(events, self._rules.mapping, self._own, now.date()), outcomes, now
+        )
 
     def decide_signals(
         self, signals: LifecycleSignals, outcomes: Sequence[ReferralOutcome], now: datetime

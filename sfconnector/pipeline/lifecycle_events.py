@@ -68,9 +68,9 @@ class LifecycleSignals:
         return keys + [o.event_key for o in self.opportunities.values()]
 
 
-def _commit_date(change: RecordChange) -> date:
-    if change.commit_timestamp_ms <= 0:
-        return datetime.now(UTC).date()
+def _commit_date(change: RecordChange, today: date) -> date:
+    if change.commit_timestamp_ms <= 0:  # Salesforce always stamps it; a hand-made event may not
+        return today
     return datetime.fromtimestamp(change.commit_timestamp_ms / 1000, tz=UTC).date()
 
 
@@ -79,9 +79,10 @@ def _id(value: object) -> str | None:
 
 
 def lifecycle_signals(
-    events: Sequence[StreamEvent], mapping: SchemaMapping, own_client: str
+    events: Sequence[StreamEvent], mapping: SchemaMapping, own_client: str, today: date
 ) -> LifecycleSignals:
-    """The lifecycle triggers among `events` (the connector's own writes never are)."""
+    """The lifecycle triggers among `events` (the connector's own writes never are). A change is dated by
+    its commit timestamp (the org's time); `today` only dates one that carries none."""
     signals = LifecycleSignals()
     lead, reward = mapping.lead, mapping.reward
     for event in events:
@@ -109,7 +110,7 @@ def lifecycle_signals(
         elif event.entity == OPPORTUNITY and changed & OPPORTUNITY_OUTCOME_FIELDS:
             for opportunity_id in event.record_ids:
                 signals.opportunities[opportunity_id] = OpportunityChange(
-                    opportunity_id, event.key, _commit_date(event)
+                    opportunity_id, event.key, _commit_date(event, today)
                 )
         elif event.entity == reward.object:
             status = fields.get(reward.status) if reward.status in changed else None

@@ -125,7 +125,11 @@ def _full_name(fields: dict[str, Any], rules: DecisionRules) -> str:
 def decide_referral(
     c: ReferralCandidate, lookups: BatchLookups, rules: DecisionRules, now: datetime
 ) -> ReferralOutcome:
-    """Routing, attribution and the writes for one referral candidate."""
+    """Routing, attribution and the writes for one referral candidate.
+
+    Attribution windows are measured in the org's time, from when the referral was created (so a replay or
+    a sweep next month decides as the stream did); `now`, the local clock, only stamps the decision.
+    """
     mapping = rules.mapping
     fields = dict(c.fields)
     if c.needs_lead_fetch and c.lead_id and c.lead_id in lookups.leads:
@@ -138,7 +142,7 @@ def decide_referral(
         facts,
         advocate.facts if advocate else None,
         rules.attribution,
-        now=now,
+        now=c.created_at,
         existing_leads=lookups.existing_leads.get(email, ()),
         existing_contacts=lookups.existing_contacts.get(email, ()),
         prior_referrals=tuple(

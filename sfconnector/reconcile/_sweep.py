@@ -19,11 +19,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
 
 import structlog
 
+from sfconnector.clock import Clock, system_clock
 from sfconnector.mapping.codes import normalise_code
 from sfconnector.pipeline.batch import BatchProcessor
 from sfconnector.pipeline.lifecycle import PipelineLookups, PipelineRules
@@ -173,7 +174,7 @@ class Reconciler:
         rewards_enabled: bool = False,
         page_size: int = PAGE_SIZE,
         batch_size: int = BATCH_SIZE,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Clock = system_clock,
     ) -> None:
         self._client, self._rules, self._lookups, self._state = client, rules, lookups, state
         self._own, self._clock = own_client, clock

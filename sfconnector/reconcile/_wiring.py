@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
+from sfconnector.clock import Clock, system_clock
 from sfconnector.config import Config
 from sfconnector.reconcile._sweep import Reconciler
 from sfconnector.salesforce import SalesforceClient
@@ -15,7 +16,9 @@ from sfconnector.wiring import decision_rules, org_lookups
 OUTAGE_MARGIN = timedelta(hours=1)
 
 
-def reconciler_for(config: Config, client: SalesforceClient, state: StateStore | None) -> Reconciler:
+def reconciler_for(
+    config: Config, client: SalesforceClient, state: StateStore | None, clock: Clock = system_clock
+) -> Reconciler:
     """A sweep with the daemon's rules and its own lookups (their cache is not shared across threads)."""
     return Reconciler(
         client,
@@ -24,6 +27,7 @@ def reconciler_for(config: Config, client: SalesforceClient, state: StateStore |
         state,
         integration_username=config.salesforce.auth.username,
         rewards_enabled=config.rewards is not None,
+        clock=clock,
     )
 
 

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
+from sfconnector.clock import Clock, system_clock
 from sfconnector.mapping.model import SchemaMapping
 from sfconnector.rules.model import RoutingAction, RoutingRules
 from sfconnector.soql import IdList, chunked_in, soql
@@ -185,8 +186,11 @@ def _field_name(path: str) -> str:
 class ReportReader:
     """Reads the aggregates the report needs (every query built with `sfconnector.soql`)."""
 
-    def __init__(self, client: Querier, mapping: SchemaMapping, routing: RoutingRules) -> None:
+    def __init__(
+        self, client: Querier, mapping: SchemaMapping, routing: RoutingRules, clock: Clock = system_clock
+    ) -> None:
         self._client, self._mapping, self._actions = client, mapping, rule_actions(routing)
+        self._clock = clock
 
     def _where(self, since: datetime | None, *conditions: str) -> tuple[str, dict[str, Any]]:
         parts = list(conditions)
@@ -213,7 +217,7 @@ class ReportReader:
         by_program = funnel_rollup(rows, _field_name(program_path), m, self._actions)
         return ProgramReport(
             since=since,
-            generated_at=datetime.now(UTC),
+            generated_at=self._clock(),
             total=_total(by_channel),
             by_channel=by_channel,
             by_program=by_program,

@@ -22,6 +22,7 @@ import jwt
 import requests
 import structlog
 
+from sfconnector.clock import Clock, system_clock
 from sfconnector.errors import ServerUnavailable
 from sfconnector.retry import AUTH, RetryPolicy
 
@@ -43,8 +44,10 @@ class TokenProvider:
         session: requests.Session | None = None,
         *,
         retry_policy: RetryPolicy = AUTH,
+        clock: Clock = system_clock,
     ) -> None:
         self._settings = settings
+        self._clock = clock  # dates the JWT assertion's expiry
         self._session = session or requests.Session()
         if session is None:
             self._session.verify = settings.verify
@@ -103,7 +106,7 @@ class TokenProvider:
                 "iss": auth.client_id,
                 "sub": auth.username,
                 "aud": auth.audience or self._settings.login_url.rstrip("/"),
-                "exp": int(time.time()) + JWT_LIFETIME_S,
+                "exp": int(self._clock().timestamp()) + JWT_LIFETIME_S,
             }
             try:
                 assertion = jwt.encode(claims, auth.private_key_pem, algorithm="RS256")

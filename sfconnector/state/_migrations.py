@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import sqlite_utils
 
+from ..clock import Clock, system_clock
 from ._types import StateError
 
 
@@ -111,7 +111,9 @@ def current_version(db: sqlite_utils.Database) -> int:
     return int(row[0] or 0)
 
 
-def migrate(db: sqlite_utils.Database, migrations: tuple[Migration, ...] = MIGRATIONS) -> int:
+def migrate(
+    db: sqlite_utils.Database, migrations: tuple[Migration, ...] = MIGRATIONS, clock: Clock = system_clock
+) -> int:
     """Apply the missing migrations; the resulting version. Safe to call on every open."""
     with db.atomic():
         if "schema_version" not in db.table_names():
@@ -134,7 +136,7 @@ def migrate(db: sqlite_utils.Database, migrations: tuple[Migration, ...] = MIGRA
                 {
                     "version": migration.version,
                     "description": migration.description,
-                    "applied_at": datetime.now(UTC).isoformat(),
+                    "applied_at": clock().isoformat(),
                 }
             )
         version = migration.version

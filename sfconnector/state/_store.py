@@ -24,6 +24,7 @@ from typing import Any
 
 import sqlite_utils
 
+from ..clock import Clock, system_clock
 from ._migrations import current_version, migrate
 from ._types import (
     OUTBOX_OPS,
@@ -54,8 +55,9 @@ def _parse_ts(text: str | None) -> datetime | None:
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
+def _stamp(text: str) -> datetime:
+    """A NOT NULL stamp column."""
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
 
 
 def _dump(value: Any) -> str:
@@ -65,17 +67,21 @@ def _dump(value: Any) -> str:
 class StateStore:
     """Checkpoints, outbox, processed event keys, routing log and dead letters."""
 
-    def __init__(self, db: sqlite_utils.Database, path: Path) -> None:
+    def __init__(self, db: sqlite_utils.Database, path: Path, clock: Clock = system_clock) -> None:
         self._db = db
         self._path = path
+        self._now = clock
         self._lock = threading.RLock()
         self._closed = False
 
     # -- lifecycle --------------------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: Path) -> StateStore:
-        """Open (creating directories and file as needed) and bring the schema up to date."""
+    def open(cls, path: Path, clock: Clock = system_clock) -> StateStore:
+        """Open (creating directories and file as needed) and bring the schema up to date.
+
+        `clock` stamps rows (created, updated, dead-lettered): local scheduling time, never a business date.
+        """
         path = Path(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -91,14 +97,14 @@ class StateStore:
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=ON")
             db = sqlite_utils.Database(conn)
-            migrate(db)
+            migrate(db, clock=clock)
         except sqlite3.DatabaseError as exc:
             conn.close()
             raise StateError(f"{path} is not a usable sfconnector state file: {exc}") from exc
         except BaseException:
             conn.close()
             raise
-        return cls(db, path)
+        return cls(db, path, clock)
 
     @property
     def path(self) -> Path:
@@ -150,7 +156,7 @@ class StateStore:
 
     def record_readings(self, readings: Mapping[str, str]) -> None:
         """Remember what the daemon last saw (e.g. `api_usage`, `last_event:<channel>`), for `status`."""
-        now = _ts(_now())
+        now = _ts(self._now())
         with self._tx() as db:
             for name, value in readings.items():
                 db.execute(
@@ -177,7 +183,7 @@ class StateStore:
         Outbox entries and processed keys are INSERT OR IGNORE by key, so committing a replayed batch again
         adds nothing and never resets an entry that is already done or being retried.
         """
-        now = _ts(_now())
+        now = _ts(self._now())
         for entry in batch.outbox:
             _validate_entry(entry)
         with self._tx() as db:
@@ -259,7 +265,7 @@ class StateStore:
 
     def mark_done(self, keys: Sequence[str], results: Mapping[str, str | None]) -> None:
         """Entries written; ``results`` maps key -> the record id Salesforce returned (if any)."""
-        now = _ts(_now())
+        now = _ts(self._now())
         with self._tx() as db:
             for key in keys:
                 db.execute(
@@ -270,7 +276,7 @@ class StateStore:
 
     def mark_sending(self, keys: Sequence[str]) -> None:
         """Emails about to be handed to Salesforce: committed first, so a crash during the call is known."""
-        now = _ts(_now())
+        now = _ts(self._now())
         with self._tx() as db:
             for key in keys:
                 db.execute(
@@ -298,7 +304,7 @@ class StateStore:
         with self._tx() as db:
             db.execute(
                 "UPDATE outbox SET status = 'skipped', last_error = ?, updated_at = ? WHERE key = ?",
-                [reason, _ts(_now()), key],
+                [reason, _ts(self._now()), key],
             )
 
     def defer(self, key: str, until: datetime) -> None:
@@ -307,7 +313,7 @@ class StateStore:
             db.execute(
                 "UPDATE outbox SET next_attempt_at = ?, updated_at = ? WHERE key = ? AND status IN"
                 " ('pending', 'retrying')",
-                [_ts(until), _ts(_now()), key],
+                [_ts(until), _ts(self._now()), key],
             )
 
     def mark_retry(self, key: str, error: str, retry_at: datetime) -> None:
@@ -316,12 +322,12 @@ class StateStore:
             db.execute(
                 "UPDATE outbox SET status = 'retrying', attempts = attempts + 1, last_error = ?,"
                 " next_attempt_at = ?, updated_at = ? WHERE key = ?",
-                [error[:2000], _ts(retry_at), _ts(_now()), key],
+                [error[:2000], _ts(retry_at), _ts(self._now()), key],
             )
 
     def dead_letter_outbox(self, key: str, reason: str) -> None:
         """Give up on an entry: it becomes a dead letter carrying its payload; the key stays taken."""
-        now = _ts(_now())
+        now = _ts(self._now())
         with self._tx() as db:
             rows = list(db.query("SELECT * FROM outbox WHERE key = ?", [key]))
             if not rows:
@@ -344,7 +350,7 @@ class StateStore:
         reason: str,
     ) -> int:
         with self._tx() as db:
-            return self._insert_dead_letter(db, source, channel, replay_id, payload, reason, _ts(_now()))
+            return self._insert_dead_letter(db, source, channel, replay_id, payload, reason, _ts(self._now()))
 
     @staticmethod
     def _insert_dead_letter(
@@ -379,7 +385,7 @@ class StateStore:
             letter = _dead_letter(rows[0])
             if letter.source == "outbox":
                 key = str(letter.payload.get("key", ""))
-                now = _ts(_now())
+                now = _ts(self._now())
                 cursor = db.execute(
                     "UPDATE outbox SET status = 'pending', attempts = 0, last_error = NULL,"
                     " next_attempt_at = ?, updated_at = ? WHERE key = ?",
@@ -435,7 +441,7 @@ class StateStore:
                 routed_owner_id=r["routed_owner_id"],
                 rule=r["rule"],
                 reason=r["reason"],
-                decided_at=_parse_ts(r["decided_at"]) or _now(),
+                decided_at=_parse_ts(r["decided_at"]) or self._now(),
             )
             for r in rows
         ]
@@ -444,7 +450,7 @@ class StateStore:
         with self._tx() as db:
             db.execute(
                 "INSERT INTO errors (where_, message, at) VALUES (?, ?, ?)",
-                [where, message[:2000], _ts(_now())],
+                [where, message[:2000], _ts(self._now())],
             )
             db.execute("DELETE FROM errors WHERE id <= (SELECT MAX(id) FROM errors) - ?", [_MAX_ERROR_ROWS])
 
@@ -462,7 +468,7 @@ class StateStore:
         )[0]["t"]
         dead = int(self._rows("SELECT COUNT(*) AS n FROM dead_letters")[0]["n"])
         errors = tuple(
-            ErrorRecord(r["where_"], r["message"], _parse_ts(r["at"]) or _now())
+            ErrorRecord(r["where_"], r["message"], _parse_ts(r["at"]) or self._now())
             for r in self._rows("SELECT * FROM errors ORDER BY id DESC LIMIT 5")
         )
         return StateStatus(
@@ -530,5 +536,5 @@ def _dead_letter(row: Mapping[str, Any]) -> DeadLetter:
         replay_id=int(row["replay_id"]) if row["replay_id"] is not None else None,
         payload=json.loads(row["payload"]),
         reason=row["reason"],
-        created_at=_parse_ts(row["created_at"]) or _now(),
+        created_at=_stamp(row["created_at"]),
     )

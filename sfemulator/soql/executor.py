@@ -37,19 +37,19 @@ def execute(
     query: Query,
     source: RecordSource,
     *,
-    now: dt.datetime | None = None,
+    now: dt.datetime,
     include_deleted: bool = False,
     url_prefix: str | None = None,
 ) -> SoqlResult:
     """Run `query` against `source`; raises SoqlError (INVALID_TYPE, INVALID_FIELD, ...) as Salesforce would.
 
-    `now` fixes the clock for date literals such as TODAY (default: the current UTC time).
+    `now` (the org's clock) fixes date literals such as TODAY.
     `include_deleted` is queryAll. With `url_prefix` (e.g. "/services/data/v59.0") every record's
     attributes also carry `"url": "<prefix>/sobjects/<type>/<id>"`, as the REST API returns them.
     """
     parents = ParentLookup(source)
     binder = Binder(query, source, parents)
-    today = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).date()
+    today = now.astimezone(dt.UTC).date()
     if query.offset is not None and query.offset > MAX_OFFSET and query.offset_pos is not None:
         raise soql_error(
             "NUMBER_OUTSIDE_VALID_RANGE",
@@ -83,9 +83,7 @@ def execute(
     return SoqlResult(rows=rows, total_size=len(rows))
 
 
-def compile_where(
-    query: Query, source: RecordSource, *, now: dt.datetime | None = None
-) -> Callable[[Record], bool]:
+def compile_where(query: Query, source: RecordSource, *, now: dt.datetime) -> Callable[[Record], bool]:
     """The query's WHERE clause as a predicate over one record of its object, with exactly the semantics
     `execute` uses (PushTopic matching needs this for single changed records).
 
@@ -93,7 +91,7 @@ def compile_where(
     so a long-lived predicate should be compiled again when the day changes.
     """
     binder = Binder(query, source, ParentLookup(source))
-    return _compile_where(query, binder, (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).date())
+    return _compile_where(query, binder, now.astimezone(dt.UTC).date())
 
 
 def _compile_where(query: Query, binder: Binder, today: dt.date) -> Callable[[Record], bool]:
