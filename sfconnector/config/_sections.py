@@ -702,6 +702,12 @@ ATTRIBUTION = Obj(
                 "winner": Str(
                     "which referrer keeps the credit", enum=("first", "latest"), default=_dup.winner
                 ),
+                "route_to": Str(
+                    "whose owner a duplicate lead goes to: the advocate who keeps the credit, or the one "
+                    "whose code it carries",
+                    enum=("credited_advocate", "referring_advocate"),
+                    default=_dup.route_to,
+                ),
             },
             "the same person referred twice",
             name="attribution.duplicates",

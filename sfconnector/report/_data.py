@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from sfconnector.clock import Clock, system_clock
 from sfconnector.mapping.model import SchemaMapping
 from sfconnector.rules.model import RoutingAction, RoutingRules
+from sfconnector.rules.routing import MISSING_TARGET_RULE
 from sfconnector.soql import IdList, chunked_in, soql
 
 FUNNEL_STAGES: tuple[str, ...] = ("received", "routed", "converted", "won", "lost", "rejected")
@@ -118,6 +119,8 @@ def rule_actions(rules: RoutingRules) -> dict[str, RoutingAction]:
         actions[f"fallback:{case}"] = action
     # A rejected referral (self-referral, duplicate) keeps the standard owner whatever rule matched.
     actions["attribution:rejected"] = RoutingAction("keep_standard")
+    # A rule whose queue or user the org does not have: the standard owner was kept.
+    actions[MISSING_TARGET_RULE] = RoutingAction("keep_standard")
     return actions
 
 
