@@ -1,8 +1,9 @@
 """The daemon's durable local state: one SQLite file (WAL), versioned by migrations."""
 
-from ._migrations import MIGRATIONS, Migration
-from ._store import StateStore
+from ._migrations import MIGRATIONS, Migration, known_version
+from ._store import StateStore, backup_state
 from ._types import (
+    BackupSummary,
     ChannelStatus,
     DeadLetter,
     DecidedBatch,
@@ -11,11 +12,15 @@ from ._types import (
     OutboxEntry,
     RoutingLogRow,
     StateError,
+    StateOfAnotherOrg,
+    StateSetupError,
     StateStatus,
+    StateTooNew,
 )
 
 __all__ = [
     "MIGRATIONS",
+    "BackupSummary",
     "ChannelStatus",
     "DeadLetter",
     "DecidedBatch",
@@ -25,6 +30,11 @@ __all__ = [
     "OutboxEntry",
     "RoutingLogRow",
     "StateError",
+    "StateOfAnotherOrg",
+    "StateSetupError",
     "StateStatus",
     "StateStore",
+    "StateTooNew",
+    "backup_state",
+    "known_version",
 ]
