@@ -65,7 +65,8 @@ log = structlog.get_logger("sfconnector.daemon")
 _STOP = object()
 PRUNE_EVERY_S = 6 * 3600.0
 KEEP_HISTORY_S = 30 * 86400.0
-OBSERVE_EVERY_S = 5.0  # metrics read from the state and the alerts on them
+OBSERVE_EVERY_S = 5.0  # metrics read from the state and the alerts on them...
+OBSERVE_SOON_S = 1.0  # ...or sooner after a commit or a drain changed them
 # Salesforce holds an idle long-poll up to 110 s: a stream whose last /meta/connect came back longer ago than
 # that (and a margin) is not answering, however connected its transport thinks it is.
 LONG_POLL_S = 110.0
@@ -142,6 +143,7 @@ class Daemon:
         self._sweeping = False
         # Progress, for the watchdog: set by a commit or a write, taken by the next heartbeat's ping.
         self._progress_since_ping = False
+        self._observe_soon = False
         self._batches_in_hand = 0
         self._outbox_waiting = 0  # pending + retrying after the last drain
         self._withholding: str | None = None  # why the watchdog is not being fed, once said
@@ -480,6 +482,7 @@ class Daemon:
         """Real progress (a batch committed, a write done): the next heartbeat feeds the watchdog."""
         self.health.progress()
         self._progress_since_ping = True
+        self._observe_soon = True
 
     def _stream_answering(self) -> bool:
         """Subscribed, and the last long-poll (or the subscription itself) was answered recently."""
@@ -513,7 +516,7 @@ class Daemon:
 
     def _heartbeat_tick(self) -> float:
         interval = self.notifier.watchdog_interval
-        return min(OBSERVE_EVERY_S, interval / 2) if interval else OBSERVE_EVERY_S
+        return min(OBSERVE_SOON_S, interval / 2) if interval else OBSERVE_SOON_S
 
     async def _heartbeat(self) -> None:
         """From the event loop (a wedged loop pings nothing): feed the systemd watchdog when there was real
@@ -540,8 +543,9 @@ class Daemon:
                     self._withholding = reason
                     log.warning("daemon.no_progress", reason=reason, watchdog="not fed")
                     self.notifier.status(f"no progress: {reason}")
-            if time.monotonic() - last_observe >= OBSERVE_EVERY_S:
-                last_observe = time.monotonic()
+            since = time.monotonic() - last_observe
+            if since >= OBSERVE_EVERY_S or (self._observe_soon and since >= OBSERVE_SOON_S):
+                last_observe, self._observe_soon = time.monotonic(), False
                 await self._observe()
             if time.monotonic() - last_prune >= PRUNE_EVERY_S:
                 last_prune = time.monotonic()

@@ -436,7 +436,18 @@ def test_watchdog_is_fed_while_idle_stops_while_writes_fail_and_resumes_when_the
 def test_watchdog_stops_while_batches_keep_failing_and_sigterm_still_exits_0(fresh_unit: Unit) -> None:
     unit = fresh_unit.start()
     unit.notify.wait_for(lambda m: m == "WATCHDOG=1", what="a ping while idle")
-    unit.control("POST", "faults", _unavailable("GET", "/query"))
+    unit.control(  # a refused query fails fast (not retried in place), as an org in trouble does
+        "POST",
+        "faults",
+        {
+            "method": "GET",
+            "path": "/query",
+            "status": 400,
+            "errorCode": "INVALID_FIELD",
+            "message": "No such column 'Referral_Code__c' on entity 'Advocate__c'",
+            "count": 1_000_000,
+        },
+    )
     _referral(unit.sf(), "Undecided")
     _watchdog_withheld_while(unit, "batches failing for")
     assert unit.daemon.terminate(timeout=20) == 0

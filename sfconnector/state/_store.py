@@ -665,6 +665,9 @@ def backup_state(source: Path, destination: Path, *, overwrite: bool = False) ->
         dst = sqlite3.connect(str(partial))
         try:
             src.backup(dst, pages=1024)
+            # One self-contained file (no -wal beside it to lose in the rename or a copy); the daemon turns
+            # WAL on again when it opens a restored copy.
+            dst.execute("PRAGMA journal_mode=DELETE")
             check = dst.execute("PRAGMA integrity_check").fetchone()
             if not check or check[0] != "ok":
                 raise StateError(f"the copy of {source} failed its integrity check: {check}")
