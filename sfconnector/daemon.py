@@ -514,6 +514,12 @@ class Daemon:
             return "the stream does not answer"
         return "working, nothing committed yet"
 
+    def _quiet_warning_s(self) -> float:
+        """How long without progress before saying so (a long batch is not news): half the watchdog
+        timeout, when systemd has one; else the health threshold."""
+        interval = self.notifier.watchdog_interval
+        return interval if interval is not None else self.health.unhealthy_after
+
     def _heartbeat_tick(self) -> float:
         interval = self.notifier.watchdog_interval
         return min(OBSERVE_SOON_S, interval / 2) if interval else OBSERVE_SOON_S
@@ -536,7 +542,7 @@ class Daemon:
                     self._withholding = None
                     log.info("daemon.progress_resumed")
                     self.notifier.status("running: " + ", ".join(self.config.stream.channels))
-            elif self._ready_sent:
+            elif self._ready_sent and time.monotonic() - self.health.last_progress >= self._quiet_warning_s():
                 reason = self._no_progress_reason()
                 kind = reason.split(":")[0]
                 if self._withholding is None or self._withholding.split(":")[0] != kind:

@@ -17,6 +17,7 @@ import socket
 import time
 from collections.abc import Mapping
 
+STATE_CHANGE_WAIT_S = 1.0
 # The units set this next to TimeoutStopSec= (systemd does not pass that setting to the service).
 STOP_TIMEOUT_ENV = "SFCONNECTOR_TIMEOUT_STOP_SEC"
 _SPAN = re.compile(r"(\d+(?:\.\d+)?)\s*(min|ms|us|sec|s|m|hr|h)?")
@@ -42,15 +43,16 @@ class Notifier:
     def enabled(self) -> bool:
         return self._address is not None
 
-    def notify(self, message: str) -> bool:
-        """Send one message; a vanished socket must never take the daemon down."""
+    def notify(self, message: str, *, wait: float = 0.0) -> bool:
+        """Send one message; a vanished socket must never take the daemon down.
+
+        A listener that does not read (its queue full) must not stall the event loop: a watchdog ping or a
+        status line is dropped at once; a state change (READY, RELOADING, STOPPING) waits up to `wait` s."""
         if self._address is None:
             return False
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-                # Never wait: a listener that does not read (its queue full) must not stall the event loop;
-                # the message is dropped instead.
-                sock.setblocking(False)
+                sock.settimeout(wait if wait > 0 else 0.0)
                 sock.connect(self._address)
                 sock.sendall(message.encode())
         except OSError:
@@ -58,15 +60,18 @@ class Notifier:
         return True
 
     def ready(self, status: str = "") -> bool:
-        return self.notify("READY=1" + (f"\nSTATUS={status}" if status else ""))
+        return self.notify("READY=1" + (f"\nSTATUS={status}" if status else ""), wait=STATE_CHANGE_WAIT_S)
 
     def reloading(self, status: str = "") -> bool:
         """The reload has begun (systemd ≥253 `Type=notify-reload` needs the monotonic timestamp)."""
         usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
-        return self.notify(f"RELOADING=1\nMONOTONIC_USEC={usec}" + (f"\nSTATUS={status}" if status else ""))
+        return self.notify(
+            f"RELOADING=1\nMONOTONIC_USEC={usec}" + (f"\nSTATUS={status}" if status else ""),
+            wait=STATE_CHANGE_WAIT_S,
+        )
 
     def stopping(self) -> bool:
-        return self.notify("STOPPING=1")
+        return self.notify("STOPPING=1", wait=STATE_CHANGE_WAIT_S)
 
     def watchdog(self) -> bool:
         return self.notify("WATCHDOG=1")

@@ -4,6 +4,8 @@ says which stand; the checkpoint-age alert on a daemon whose state says it was a
 from __future__ import annotations
 
 import asyncio
+import io
+import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from sfconnector.alerts import Alerts, api_left_share, checkpoints_too_old, rete
 from sfconnector.clock import ManualClock
 from sfconnector.config import load_config
 from sfconnector.daemon import Daemon
+from sfconnector.logging import add_event_listener, configure_logging
 from sfconnector.metrics import Metrics
 from sfconnector.state import DecidedBatch, StateStore
 
@@ -98,3 +101,35 @@ def test_a_daemon_back_after_two_days_away_alerts_on_its_checkpoints_age(tmp_pat
         "sfconnector_checkpoint_age_seconds", {"channel": "/data/LeadChangeEvent"}
     )
     assert age == 40 * 3600
+
+
+def test_warnings_are_counted_by_stable_event_name_and_a_missing_routing_target_raises_its_alert(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "connector.yaml").write_text(CONFIG)
+    (tmp_path / "key.pem").write_text("not used: nothing logs in here")
+    saved, root = structlog.get_config(), logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    configure_logging("info", json=True, stream=io.StringIO())
+    daemon = Daemon(load_config(tmp_path / "connector.yaml"), clock=ManualClock(T0))
+    stop = add_event_listener(daemon._on_log_event)
+    try:
+        log = structlog.get_logger("test")
+        log.warning("routing.target_missing", target="queue Referral Dsk")
+        log.warning("routing.target_missing", target="queue Referral Dsk")
+        log.info("routing.decided")  # not a warning: not counted
+        logging.getLogger("urllib3").warning("Connection pool is full, discarding connection: %s", "x")
+        asyncio.run(daemon._observe())
+    finally:
+        stop()
+        daemon.state.close()
+        structlog.configure(**saved)
+        root.handlers[:], root.level = handlers, level
+    counted = daemon.metrics.registry.get_sample_value
+    assert counted("sfconnector_log_events_total", {"event": "routing.target_missing"}) == 2
+    assert counted("sfconnector_log_events_total", {"event": "routing.decided"}) is None
+    assert _gauge(daemon.metrics, alerts.ROUTING_TARGET_MISSING) == 1
+    families = {m.name for m in daemon.metrics.registry.collect()}
+    assert "sfconnector_log_events" in families
+    labels = {s.labels.get("event") for m in daemon.metrics.registry.collect() for s in m.samples}
+    assert not any(label and " " in label for label in labels)  # free text never becomes a label

@@ -349,7 +349,9 @@ def test_dead_letters_are_a_gauge_from_the_state_and_their_growth_an_alert(unit:
     wait_for(lambda: (unresolved() or 0) > (before or 0), timeout=30, what="the dead letter counted")
     grown = wait_for(lambda: unit.log_events("alert.dead_letters_growing"), what="alert.dead_letters_growing")
     assert grown[-1]["unresolved"] >= 1
-    assert _metric(unit.metrics(), "sfconnector_alert_active", alert="alert.dead_letters_growing") == 1
+    text = unit.metrics()
+    assert _metric(text, "sfconnector_alert_active", alert="alert.dead_letters_growing") == 1
+    assert (_metric(text, "sfconnector_log_events_total", event="deadletter.added") or 0) >= 1
     letters = json.loads(_cli("deadletters", "list", "--state", str(unit.state_dir), "--json").output)
     for letter in letters:
         assert _cli("deadletters", "drop", "--state", str(unit.state_dir), str(letter["id"])).exit_code == 0
@@ -358,6 +360,19 @@ def test_dead_letters_are_a_gauge_from_the_state_and_their_growth_an_alert(unit:
         lambda: _metric(unit.metrics(), "sfconnector_alert_active", alert="alert.dead_letters_growing") == 0,
         what="the alert cleared",
     )
+
+
+def test_a_dropped_streaming_connection_is_counted_as_a_reconnect(unit: Unit) -> None:
+    def reconnects() -> float:
+        text = unit.metrics()
+        return sum(
+            float(v) for v in re.findall(r"^sfconnector_stream_reconnects_total\{.*\} (\S+)$", text, re.M)
+        )
+
+    before = reconnects()
+    unit.control("POST", "streaming/forget-clients")
+    wait_for(lambda: reconnects() > before, timeout=30, what="the reconnect counted")
+    assert _routing_rule(unit, _referral(unit.sf(), "Reconnected")) == "advocate-owner"
 
 
 def test_api_allocation_below_the_configured_share_is_an_alert(unit: Unit) -> None:
