@@ -47,7 +47,7 @@ from sfconnector.reconcile import reconciler_for, sweep_since
 from sfconnector.reload import changed_sections, needs_restart
 from sfconnector.retry import backoff_seconds
 from sfconnector.salesforce import SalesforceClient, TokenProvider
-from sfconnector.state import DecidedBatch, NewDeadLetter, StateStore
+from sfconnector.state import DecidedBatch, NewDeadLetter, StateStatus, StateStore
 from sfconnector.stream import (
     ALL_EVENTS,
     NEW_EVENTS,
@@ -560,8 +560,7 @@ class Daemon:
     async def _observe(self) -> None:
         """Metrics read from the state and the client, and the alerts on them (never fails the daemon)."""
         try:
-            status = await asyncio.to_thread(self.state.status)
-            live = {c: self.state.live_since(c) for c in self.config.stream.channels}
+            status, live = await asyncio.to_thread(self._read_state_for_metrics)
         except Exception as exc:
             log.warning("metrics.state_unreadable", error=repr(exc))
             return
@@ -620,6 +619,9 @@ class Daemon:
             )
             self._targets_missing_seen = self._targets_missing
         self.metrics.healthy.set(0 if problems(self.health) else 1)
+
+    def _read_state_for_metrics(self) -> tuple[StateStatus, dict[str, int | None]]:
+        return self.state.status(), {c: self.state.live_since(c) for c in self.config.stream.channels}
 
     def _observe_dead_letters(self, count: int) -> None:
         self.metrics.dead_letters_unresolved.set(count)
@@ -763,15 +765,13 @@ class Daemon:
         try:
             while True:
                 try:
-                    async with (
-                        self._decide_lock
-                    ):  # a reload swaps the rules between attempts, never during one
+                    # A reload swaps the rules between attempts, never during one.
+                    async with self._decide_lock:
                         processed = await asyncio.to_thread(self.processor.process, messages)
                         await asyncio.to_thread(self.state.commit_batch, processed.decided)
                     break
-                except (
-                    Exception
-                ) as exc:  # lookups failed (org down, limits): keep the batch, retry, never skip it
+                except Exception as exc:
+                    # Lookups failed (org down, limits): keep the batch, retry, never skip it.
                     attempt += 1
                     self.health.last_error = str(exc)
                     self.health.batch_failed(str(exc))
@@ -873,8 +873,9 @@ class Daemon:
                 rule=outcome.routing.rule, action=outcome.routing.action
             ).inc()
             for entry in outcome.outbox:  # the write that gives the lead its owner: timed when it is done
-                wanted = len(self._owner_awaited) < OWNER_LATENCY_TRACKED
-                if wanted and entry.sobject == lead_object and owner_field in entry.fields:
+                if entry.sobject == lead_object and owner_field in entry.fields:
+                    if len(self._owner_awaited) >= OWNER_LATENCY_TRACKED:  # skipped or dead: never written
+                        del self._owner_awaited[next(iter(self._owner_awaited))]
                     self._owner_awaited[entry.key] = outcome.candidate.created_at
         if processed.decided.dead_letters:
             self.metrics.dead_letters.inc(len(processed.decided.dead_letters))
