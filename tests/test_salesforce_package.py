@@ -64,3 +64,25 @@ def test_the_default_schema_is_converted(converted: dict[str, Any]) -> None:
     )
     types = Counter(c["type"] for c in converted["components"])
     assert types["CustomField"] >= 41
+
+
+# -- the schema as the connector and the emulator read it --------------------------------------------------
+
+OBJECTS = PROJECT / "force-app" / "main" / "default" / "objects"
+
+
+def test_custom_activity_fields_live_on_activity_and_show_on_task() -> None:
+    """Salesforce keeps custom Task and Event fields under Activity; the code sees them on Task."""
+    from sfconnector.mapping import load_catalog
+    from sfemulator.schema import build_schema
+
+    assert not (OBJECTS / "Task").exists() and not (OBJECTS / "Event").exists()
+    assert (OBJECTS / "Activity" / "fields" / "External_Key__c.field-meta.xml").is_file()
+    assert load_catalog().field("Task", "External_Key__c") is not None
+    task = build_schema().get("Task")
+    assert task is not None and "External_Key__c" in task.fields
+    assert members_from_source("Activity") == {"External_Key__c"}
+
+
+def members_from_source(obj: str) -> set[str]:
+    return {p.name.split(".")[0] for p in (OBJECTS / obj / "fields").glob("*.field-meta.xml")}
