@@ -500,9 +500,9 @@ def build_schema(dx_root: Path | None = None) -> Schema:
             for cf in co.fields:
                 merged[cf.name] = _from_dx(cf)
             objects[name] = replace(std, fields=merged)
-    # Activities may relate to any custom object (the DX objects allow activities), so a Task can point at
-    # an Advocate__c or a Referral__c through WhatId.
-    customs = tuple(sorted(o.name for o in objects.values() if o.custom and not o.is_platform_event))
+    # A Task can point at the records of the custom objects that allow activities (<enableActivities>), such
+    # as an Advocate__c, through WhatId.
+    customs = tuple(sorted(name for name, co in dx.items() if co.is_custom and co.enable_activities))
     task = objects["Task"]
     what = task.fields["WhatId"]
     objects["Task"] = replace(

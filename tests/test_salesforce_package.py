@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import xml.etree.ElementTree as ET
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -86,3 +87,59 @@ def test_custom_activity_fields_live_on_activity_and_show_on_task() -> None:
 
 def members_from_source(obj: str) -> set[str]:
     return {p.name.split(".")[0] for p in (OBJECTS / obj / "fields").glob("*.field-meta.xml")}
+
+
+NS = {"md": "http://soap.sforce.com/2006/04/metadata"}
+
+
+def field_files() -> list[Path]:
+    return sorted(OBJECTS.glob("*/fields/*.field-meta.xml"))
+
+
+def xml(path: Path) -> ET.Element:
+    return ET.parse(path).getroot()
+
+
+def text(el: ET.Element, tag: str) -> str:
+    found = el.find(f"md:{tag}", NS)
+    return (found.text or "").strip() if found is not None else ""
+
+
+@pytest.mark.parametrize(
+    "path", field_files(), ids=lambda p: f"{p.parent.parent.name}.{p.stem.split('.')[0]}"
+)
+def test_every_field_says_what_it_is_for(path: Path) -> None:
+    """Admins read the description, users the help text (Salesforce's limits: 1,000 and 510 characters)."""
+    field = xml(path)
+    assert 0 < len(text(field, "description")) <= 1000
+    assert 0 < len(text(field, "inlineHelpText")) <= 510
+
+
+def test_related_lists_on_parents_are_named_for_their_records() -> None:
+    """A lookup's relationship label titles the related list on the parent (the Advocate's Rewards...)."""
+    for obj in ("Referral__c", "Reward__c"):
+        plural = text(xml(OBJECTS / obj / f"{obj}.object-meta.xml"), "pluralLabel")
+        for path in (OBJECTS / obj / "fields").glob("*.field-meta.xml"):
+            field = xml(path)
+            if text(field, "type") == "Lookup" and text(field, "referenceTo") != "User":
+                assert text(field, "relationshipLabel") == plural, path.name
+
+
+def test_rewards_are_private_and_every_status_is_shared_with_finance() -> None:
+    reward = xml(OBJECTS / "Reward__c" / "Reward__c.object-meta.xml")
+    assert (text(reward, "sharingModel"), text(reward, "externalSharingModel")) == ("Private", "Private")
+    assert text(xml(OBJECTS / "Referral__c" / "Referral__c.object-meta.xml"), "sharingModel") == "Read"
+    rules = xml(
+        PROJECT / "force-app" / "main" / "default" / "sharingRules" / "Reward__c.sharingRules-meta.xml"
+    )
+    (rule,) = rules.findall("md:sharingCriteriaRules", NS)
+    assert text(rule, "accessLevel") == "Edit"
+    assert rule.find("md:sharedTo/md:group", NS).text == "sfconnector_Finance"  # type: ignore[union-attr]
+    (item,) = rule.findall("md:criteriaItems", NS)
+    status = xml(OBJECTS / "Reward__c" / "fields" / "Status__c.field-meta.xml")
+    statuses = [v.text for v in status.findall(".//md:value/md:fullName", NS)]
+    assert (text(item, "field"), text(item, "operation")) == ("Status__c", "equals")
+    assert text(item, "value").split(",") == statuses  # no reward escapes finance, whatever its status
+    assert (
+        PROJECT / "force-app" / "main" / "default" / "groups" / "sfconnector_Finance.group-meta.xml"
+    ).is_file()

@@ -63,6 +63,7 @@ class CustomObject:
     plural_label: str = ""
     is_custom: bool = True
     is_platform_event: bool = False
+    enable_activities: bool = False  # <enableActivities>: tasks and events may relate to its records
     name_field_type: str | None = None  # Text or AutoNumber
     name_display_format: str | None = None
     fields: tuple[CustomField, ...] = field(default_factory=tuple)
@@ -143,6 +144,7 @@ def load_dx_schema(root: Path | None = None) -> dict[str, CustomObject]:
                 plural_label=_text(root_el, "pluralLabel") or name,
                 is_custom=True,
                 is_platform_event=name.endswith("__e"),
+                enable_activities=_text(root_el, "enableActivities") == "true",
                 name_field_type=_text(name_field, "type"),
                 name_display_format=_text(name_field, "displayFormat"),
                 fields=fields,
