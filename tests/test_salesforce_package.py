@@ -143,3 +143,143 @@ def test_rewards_are_private_and_every_status_is_shared_with_finance() -> None:
     assert (
         PROJECT / "force-app" / "main" / "default" / "groups" / "sfconnector_Finance.group-meta.xml"
     ).is_file()
+
+
+# -- the app: every piece the package adds is converted, and each refers to things that exist ------------
+
+DEFAULT = PROJECT / "force-app" / "main" / "default"
+PROGRAM = ("Advocate__c", "Referral__c", "Reward__c")
+
+
+def test_every_kind_of_component_the_package_adds_is_converted(converted: dict[str, Any]) -> None:
+    assert members(converted, "PermissionSet") == {
+        "sfconnector_Integration",
+        "sfconnector_Rep",
+        "sfconnector_Finance",
+        "sfconnector_Admin",
+    }
+    assert members(converted, "CustomTab") == set(PROGRAM)
+    assert members(converted, "CustomApplication") == {"sfconnector_Referrals"}
+    assert members(converted, "ListView") == {
+        "Referral__c.Open_Referrals",
+        "Reward__c.Pending_Rewards",
+        "Reward__c.Rewards_To_Pay",
+        "Advocate__c.Active_Advocates",
+    }
+    assert members(converted, "Layout") == {f"{o}-{o[:-3]} Layout" for o in PROGRAM}
+    assert members(converted, "FlexiPage") == {"sfconnector_Referral_Lead"}
+    assert members(converted, "PlatformEventChannelMember") == {
+        "ChangeEvents_LeadChangeEvent",
+        "ChangeEvents_OpportunityChangeEvent",
+        "ChangeEvents_Advocate_ChangeEvent",
+        "ChangeEvents_Reward_ChangeEvent",
+    }
+    assert members(converted, "SharingRules") == {"Reward__c"}
+    assert members(converted, "SharingCriteriaRule") == {"Reward__c.sfconnector_Finance_Rewards"}
+    assert members(converted, "Group") == {"sfconnector_Finance"}
+    assert "CustomField" in {c["type"] for c in converted["components"]}
+
+
+def test_change_data_capture_is_enabled_for_every_change_event_the_example_subscribes_to() -> None:
+    """The daemon's CDC channels and the deployed selection agree (enabling CDC is part of the deploy)."""
+    import yaml
+
+    config = yaml.safe_load((ROOT / "connector.yaml.example").read_text(encoding="utf-8"))
+    subscribed = {c.removeprefix("/data/") for c in config["stream"]["channels"] if c.startswith("/data/")}
+    selected = set()
+    for path in (DEFAULT / "platformEventChannelMembers").glob("*.platformEventChannelMember-meta.xml"):
+        member = xml(path)
+        assert text(member, "eventChannel") == "ChangeEvents"
+        entity = text(member, "selectedEntity")
+        assert path.name.split(".")[0] == "ChangeEvents_" + entity.replace("__", "_")  # Salesforce's naming
+        selected.add(entity)
+    assert selected == subscribed
+
+
+def object_fields(obj: str) -> set[str]:
+    from sfemulator.schema import build_schema
+
+    found = build_schema().get(obj)
+    assert found is not None, obj
+    return set(found.fields)
+
+
+def picklist(obj: str, name: str) -> list[str]:
+    return [
+        str(v.text)
+        for v in xml(OBJECTS / obj / "fields" / f"{name}.field-meta.xml").iterfind(
+            ".//md:value/md:fullName", NS
+        )
+    ]
+
+
+def test_list_views_show_and_filter_real_fields_and_values() -> None:
+    for path in OBJECTS.glob("*/listViews/*.listView-meta.xml"):
+        obj, view = path.parent.parent.name, xml(path)
+        fields = object_fields(obj)
+        for column in view.iterfind("md:columns", NS):
+            assert column.text == "NAME" or column.text in fields, f"{path.name}: {column.text}"
+        for flt in view.iterfind("md:filters", NS):
+            name, value = text(flt, "field"), text(flt, "value")
+            assert name in fields, f"{path.name}: {name}"
+            if name.endswith("__c") and picklist(obj, name):
+                assert set(value.split(",")) <= set(picklist(obj, name)), f"{path.name}: {value}"
+
+
+def test_layouts_place_real_fields_and_related_lists_of_real_lookups() -> None:
+    for path in (DEFAULT / "layouts").glob("*.layout-meta.xml"):
+        obj, layout = path.name.split("-")[0], xml(path)
+        fields = object_fields(obj)
+        for item in layout.iterfind(".//md:layoutItems", NS):
+            assert text(item, "field") in fields, f"{path.name}: {text(item, 'field')}"
+        for related in layout.iterfind("md:relatedLists", NS):
+            child, lookup = text(related, "relatedList").split(".")
+            field = xml(OBJECTS / child / "fields" / f"{lookup}.field-meta.xml")
+            assert text(field, "referenceTo") == obj, f"{path.name}: {child}.{lookup}"
+    advocate = xml(DEFAULT / "layouts" / "Advocate__c-Advocate Layout.layout-meta.xml")
+    lists = {text(r, "relatedList") for r in advocate.iterfind("md:relatedLists", NS)}
+    assert {
+        "Referral__c.Advocate__c",
+        "Reward__c.Advocate__c",
+    } <= lists  # the advocate's referrals and rewards
+
+
+def test_the_lead_page_shows_the_advocate_and_the_referrals_and_is_the_apps_lead_page() -> None:
+    page = xml(DEFAULT / "flexipages" / "sfconnector_Referral_Lead.flexipage-meta.xml")
+    assert (text(page, "type"), text(page, "sobjectType")) == ("RecordPage", "Lead")
+    shown = {str(f.text).removeprefix("Record.") for f in page.iterfind(".//md:fieldItem", NS)}
+    assert "Advocate__c" in shown and shown <= object_fields("Lead")
+    regions = {text(r, "name") for r in page.iterfind("md:flexiPageRegions", NS)}
+    props = {
+        text(p, "name"): text(p, "value")
+        for p in page.iterfind(".//md:componentInstanceProperties", NS)
+        if text(p, "name") in ("relatedListApiName", "parentFieldApiName")
+    }
+    lead_lookup = xml(OBJECTS / "Referral__c" / "fields" / "Lead__c.field-meta.xml")
+    assert props == {
+        "relatedListApiName": text(lead_lookup, "relationshipName") + "__r",
+        "parentFieldApiName": "Lead.Id",
+    }
+    for p in page.iterfind(".//md:componentInstanceProperties", NS):  # facets named by components exist
+        if text(p, "name") in ("body", "tabs", "columns"):
+            assert text(p, "value") in regions
+    app = xml(DEFAULT / "applications" / "sfconnector_Referrals.app-meta.xml")
+    (override,) = app.findall("md:actionOverrides", NS)
+    assert (text(override, "content"), text(override, "pageOrSobjectType")) == (
+        "sfconnector_Referral_Lead",
+        "Lead",
+    )
+
+
+def test_the_app_and_the_permission_sets_name_tabs_that_exist() -> None:
+    tabs = {p.name.split(".")[0] for p in (DEFAULT / "tabs").glob("*.tab-meta.xml")}
+    assert tabs == set(PROGRAM)
+    app = xml(DEFAULT / "applications" / "sfconnector_Referrals.app-meta.xml")
+    custom = {str(t.text) for t in app.iterfind("md:tabs", NS) if not str(t.text).startswith("standard-")}
+    assert custom == tabs and text(app, "uiType") == "Lightning"
+    for path in (DEFAULT / "permissionsets").glob("*.permissionset-meta.xml"):
+        ps = xml(path)
+        assert {str(t.text) for t in ps.iterfind("md:tabSettings/md:tab", NS)} <= tabs
+        assert {str(a.text) for a in ps.iterfind("md:applicationVisibilities/md:application", NS)} <= {
+            "sfconnector_Referrals"
+        }
