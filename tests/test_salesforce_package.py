@@ -283,3 +283,26 @@ def test_the_app_and_the_permission_sets_name_tabs_that_exist() -> None:
         assert {str(a.text) for a in ps.iterfind("md:applicationVisibilities/md:application", NS)} <= {
             "sfconnector_Referrals"
         }
+
+
+# -- the guides say how to deploy it ------------------------------------------------------------------------
+
+
+def test_the_guides_deploy_from_the_sfdx_project_and_link_the_org_setup_guide() -> None:
+    """`sf project deploy` resolves --source-dir against sfdx-project.json, which lives in salesforce/."""
+    import re
+
+    guides = {
+        p: p.read_text(encoding="utf-8") for p in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    }
+    for path, body in guides.items():
+        for dirs in re.findall(r"sf project deploy \w+ --source-dir (\S+)", body):
+            assert dirs == "force-app", f"{path.name}: --source-dir {dirs}"
+            assert (PROJECT / dirs).is_dir()
+    for name in ("README.md", "operations.md", "admin.md"):
+        path = ROOT / name if name == "README.md" else ROOT / "docs" / name
+        assert "docs/org-setup.md" in guides[path], name
+    setup = guides[ROOT / "docs" / "org-setup.md"]
+    assert "cd salesforce" in setup
+    for ps in ("sfconnector_Integration", "sfconnector_Rep", "sfconnector_Finance", "sfconnector_Admin"):
+        assert f"--name {ps}" in setup
