@@ -81,6 +81,8 @@ class ObjectAccess:
     create: bool = False
     edit: bool = False
     view_all: bool = False
+    delete: bool = False  # never needed by sfconnector; read from permission sets so a grant shows up
+    modify_all: bool = False
     read_fields: set[str] = field(default_factory=set)
     edit_fields: set[str] = field(default_factory=set)
 
@@ -143,8 +145,7 @@ def from_permission_set(path: Path) -> Access:
             _flag(perm, "allowEdit"),
         )
         obj.view_all = _flag(perm, "viewAllRecords")
-        if _flag(perm, "allowDelete") or _flag(perm, "modifyAllRecords"):
-            access.grant(f"{perm.findtext(MD + 'object')}:delete-or-modify-all", "granted")  # never wanted
+        obj.delete, obj.modify_all = _flag(perm, "allowDelete"), _flag(perm, "modifyAllRecords")
     for perm in root.findall(MD + "fieldPermissions"):
         sobject, name = str(perm.findtext(MD + "field")).split(".", 1)
         obj = access.on(sobject)
@@ -321,7 +322,7 @@ def differences(granted: Access, wanted: Access) -> list[str]:
     lines: list[str] = []
     for name in sorted(set(granted.objects) | set(wanted.objects)):
         g, w = granted.objects.get(name, ObjectAccess()), wanted.objects.get(name, ObjectAccess())
-        for what in ("read", "create", "edit", "view_all"):
+        for what in ("read", "create", "edit", "view_all", "delete", "modify_all"):
             if getattr(g, what) != getattr(w, what):
                 state = "missing" if getattr(w, what) else "not needed"
                 lines.append(f"{name} {what}: {state} ({wanted.why(name, '', what)})")
