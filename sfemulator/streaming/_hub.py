@@ -23,6 +23,7 @@ from sfemulator.streaming._events import (
     header_only_body,
     is_platform_event,
 )
+from sfemulator.wire import JsonError, parse_json
 
 HOUR_MS = 3_600_000
 # Objects that exist in the org but are not enabled for Change Data Capture.
@@ -237,8 +238,8 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
     if not request.can_read_body:
         return {}
     try:
-        body = await request.json()
-    except ValueError:
+        body = parse_json(await request.read())
+    except JsonError:
         return {}
     return body if isinstance(body, dict) else {}
 

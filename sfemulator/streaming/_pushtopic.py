@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from sfemulator.soql import SoqlError, parse
+from sfemulator.soql.literals import LikePattern
 from sfemulator.soql.query import And, Comparison, Condition, FieldPath, Not, Or, Query, Value
 from sfemulator.streaming._bus import EventBody
 from sfemulator.streaming._events import iso_ms
@@ -155,7 +155,8 @@ def _compare(actual: Any, op: str, value: Value) -> bool:
     if value.kind == "like":
         return (
             isinstance(actual, str)
-            and re.fullmatch(str(value.value), actual, re.IGNORECASE | re.DOTALL) is not None
+            and isinstance(value.value, LikePattern)
+            and value.value.matches(actual.lower())
         )
     if actual is None:
         return op == "!="
