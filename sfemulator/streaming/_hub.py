@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import random
 import uuid
 import weakref
@@ -24,6 +25,8 @@ from sfemulator.streaming._events import (
     is_platform_event,
 )
 from sfemulator.wire import JsonError, parse_json
+
+log = logging.getLogger("sfemulator.streaming")
 
 HOUR_MS = 3_600_000
 # Objects that exist in the org but are not enabled for Change Data Capture.
@@ -85,7 +88,10 @@ class _OrgEvents:
 
     def on_commit(self, commit: Any) -> None:
         items = commit_events(commit, NOT_CDC_ENABLED)
-        items.extend(self.topics.events_for(commit))
+        try:
+            items.extend(self.topics.events_for(commit))
+        except Exception:  # a bug in topic matching must not cost the transaction its change events
+            log.exception("streaming.pushtopic_events_failed")
         if items:
             self.publish(items)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ from sfemulator.soql.literals import LikePattern
 from sfemulator.soql.query import And, Comparison, Condition, FieldPath, Not, Or, Query, Value
 from sfemulator.streaming._bus import EventBody
 from sfemulator.streaming._events import iso_ms
+
+log = logging.getLogger("sfemulator.streaming")
 
 _TYPES = {"CREATE": "created", "UPDATE": "updated", "DELETE": "deleted", "UNDELETE": "undeleted"}
 _FLAG = {
@@ -259,7 +262,11 @@ class PushTopics:
                     continue
                 record = self._record_after(change)
                 for topic in topics:
-                    body = self._event(topic, commit, change, record)
+                    try:
+                        body = self._event(topic, commit, change, record)
+                    except Exception:  # one topic's bug never costs the others (or CDC) their events
+                        log.exception("streaming.pushtopic_failed topic=%s", topic.name)
+                        continue
                     if body is not None:
                         out.append((f"/topic/{topic.name}", body))
             return out
