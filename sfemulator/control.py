@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from sfemulator.edge import json_response
+from sfemulator.edge import json_response, read_body
 from sfemulator.errors import DmlError
 from sfemulator.oauth import token_body
 from sfemulator.seed import SeedError, load_seed, resolve_seed
@@ -58,7 +58,7 @@ def _bad(message: str, status: int = 400) -> web.Response:
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
-    raw = await request.read()
+    raw = await read_body(request)
     if not raw.strip():
         return {}
     data = parse_json(raw)  # JsonError is a ValueError: a 400 below

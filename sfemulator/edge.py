@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import zlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 from xml.sax.saxutils import escape
@@ -28,7 +29,7 @@ from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 
-from sfemulator.wire import BODY_TOO_LARGE, MAX_URI_AND_HEADERS, dumps
+from sfemulator.wire import BODY_TOO_LARGE, MAX_BODY_BYTES, MAX_URI_AND_HEADERS, dumps
 
 log = logging.getLogger("sfemulator.edge")
 
@@ -39,6 +40,48 @@ REST, OAUTH, SOAP, BAYEUX, IDENTITY, CONTROL = "rest", "oauth", "soap", "bayeux"
 _LINE_LIMIT = MAX_URI_AND_HEADERS + 64
 _FIELD_LIMIT = MAX_URI_AND_HEADERS + 65
 _MAX_HEADERS = MAX_URI_AND_HEADERS // 4  # "a:b\r\n" is the shortest header line
+
+
+class UnreadableBody(Exception):
+    """A body whose Content-Encoding cannot be decoded (not gzip after all, truncated, unknown)."""
+
+
+def _inflate(data: bytes, encoding: str) -> bytes:
+    if encoding in ("gzip", "x-gzip"):
+        attempts = [16 + zlib.MAX_WBITS]
+    elif encoding == "deflate":
+        attempts = [zlib.MAX_WBITS, -zlib.MAX_WBITS]  # zlib-wrapped, as the RFC says, or raw as some send
+    else:
+        raise UnreadableBody(f"unsupported Content-Encoding {encoding!r}")
+    for wbits in attempts:
+        inflater = zlib.decompressobj(wbits)
+        try:
+            out = inflater.decompress(data, MAX_BODY_BYTES + 1)
+        except zlib.error:
+            continue
+        if inflater.unconsumed_tail or len(out) > MAX_BODY_BYTES:
+            raise web.HTTPRequestEntityTooLarge(MAX_BODY_BYTES, len(out))
+        if inflater.eof:
+            return out
+    raise UnreadableBody(f"the body is not valid {encoding}")
+
+
+async def read_body(request: web.Request) -> bytes:
+    """The request body, decoded from its Content-Encoding (gzip, deflate: the REST API's request
+    compression), at most MAX_BODY_BYTES before and after decoding.
+
+    aiohttp's own decompression is off (`Runner`): a broken stream is refused here, as a 400 in the
+    protocol's shape (`guard`), instead of poisoning the connection.
+    """
+    return decode_content(await request.read(), request.headers.get("Content-Encoding"))
+
+
+def decode_content(data: bytes, content_encoding: str | None) -> bytes:
+    """`data` decoded from the codings a Content-Encoding header lists (applied in order, undone last first)."""
+    encodings = [e.strip().lower() for e in (content_encoding or "").split(",")]
+    for encoding in reversed([e for e in encodings if e and e != "identity"]):
+        data = _inflate(data, encoding)
+    return data
 
 
 def protocol_of(path: str) -> str:
@@ -174,7 +217,8 @@ def _unreadable(protocol: str, exc: Exception) -> web.Response:
     """A body the transport could not decode (a broken gzip or deflate stream, a bad chunk)."""
     log.info("edge.unreadable_body %r", exc)
     response = _unreadable_body(protocol, "Unable to read the request body")  # [UNCONFIRMED] wording
-    response.force_close()  # the rest of the stream cannot be trusted to frame a next request
+    if not isinstance(exc, UnreadableBody):
+        response.force_close()  # a broken transfer: the rest of the stream cannot frame a next request
     return response
 
 
@@ -218,7 +262,7 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         if exc.status < 400:
             raise
         return _refused(protocol, request, exc)
-    except (HttpProcessingError, web.RequestPayloadError) as exc:
+    except (UnreadableBody, HttpProcessingError, web.RequestPayloadError) as exc:
         return _unreadable(protocol, exc)
     except Exception:
         log.exception("edge.unexpected_error method=%s path=%s", request.method, request.path)
@@ -262,6 +306,7 @@ class Runner(web.AppRunner):
             max_line_size=_LINE_LIMIT,
             max_field_size=_FIELD_LIMIT,
             max_headers=_MAX_HEADERS,
+            auto_decompress=False,  # read_body decodes, and refuses a broken stream in the protocol's shape
             **kwargs,
         )
 

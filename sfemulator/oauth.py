@@ -19,7 +19,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from cryptography import x509
 
-from sfemulator.edge import json_response, soap_fault
+from sfemulator.edge import json_response, read_body, soap_fault
 from sfemulator.edge import oauth_error as _oauth_error
 from sfemulator.identity import ConnectedApp, Session, same_secret
 from sfemulator.settings import STATE_KEY, EmulatorState
@@ -60,7 +60,7 @@ async def _form(request: web.Request) -> dict[str, str]:
         if request.content_type.startswith("multipart/"):
             form = await request.post()
             return {k: v for k, v in form.items() if isinstance(v, str)}
-        raw = await request.read()
+        raw = await read_body(request)
         charset = request.charset or "utf-8"
         codecs.lookup(charset)
         text = raw.decode(charset, errors="replace")
@@ -240,7 +240,7 @@ async def soap_login(request: web.Request) -> web.Response:
         # UNSUPPORTED_API_VERSION as Salesforce words it (IlluminatedCloud#1820, lwc-soql-builder#30).
         return soap_fault("UNSUPPORTED_API_VERSION", "Invalid Api version specified on URL")
     version = f"{match.group(1)}.0"
-    raw = await request.read()
+    raw = await read_body(request)
     try:
         root = ET.fromstring(raw)
     except (ET.ParseError, ValueError, LookupError):  # not XML, or an encoding Python does not know

@@ -21,7 +21,7 @@ from aiohttp import web
 
 from sfemulator import oauth
 from sfemulator.control import install_control, reload_seed
-from sfemulator.edge import JSON_TYPE, Runner, guard, json_response
+from sfemulator.edge import JSON_TYPE, Runner, guard, json_response, read_body
 from sfemulator.rest import Call, RestApi, parse_version, versions_list
 from sfemulator.settings import STATE_KEY, EmulatorSettings, EmulatorState
 from sfemulator.store import Clock, Org, OrgSettings
@@ -92,7 +92,7 @@ async def _rest(request: web.Request) -> web.Response:
         return json_response(401, _INVALID_SESSION, {"Sforce-Limit-Info": org.limit_info()})
     if not org.consume_api_call():
         return json_response(403, _LIMIT_EXCEEDED, {"Sforce-Limit-Info": org.limit_info()})
-    raw = await request.read()
+    raw = await read_body(request)
     body: Any = None
     if raw.strip():
         try:
@@ -111,7 +111,7 @@ async def _rest(request: web.Request) -> web.Response:
     call = Call(
         user_id=user_id,
         version=version,
-        method=request.method,
+        method="GET" if request.method == "HEAD" else request.method,  # HEAD: GET's headers, no body
         segments=[unquote(seg) for seg in tail.split("/") if seg],
         query={k: v for k, v in request.query.items()},
         body=body,

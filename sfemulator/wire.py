@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 # Non-multipart REST bodies: "limited to 50 MB of text data" (REST API guide, Insert or Update Blob Data);
@@ -53,7 +53,12 @@ def _integer(text: str) -> int | Decimal:
 
 def _real(text: str) -> float | Decimal:
     value = float(text)
-    return value if math.isfinite(value) else Decimal(text)  # 1e400: exact, refused later as out of range
+    if math.isfinite(value):
+        return value
+    try:
+        return Decimal(text)  # 1e400: exact, refused later as out of range by the field it is written to
+    except InvalidOperation:  # an exponent beyond any decimal (1e4001000000000000000)
+        raise JsonError(f"Numeric value ({text[:100]}) out of range of double") from None
 
 
 def _depth(text: str) -> int:

@@ -119,8 +119,8 @@ def shape_problem(response: requests.Response, path: str | None = None) -> str |
         return "a SOAP input reached the unknown-error path" if code == "sf:UNKNOWN_EXCEPTION" else None
     if protocol == "identity":
         return None if status < 500 else f"identity URL {status}"
-    if status == 204:
-        return None if not response.content else "204 with a body"
+    if status == 204 or response.request.method == "HEAD":
+        return None if not response.content else f"{status} with a body"
     try:
         body = strict_json(text) if text.strip() else None
     except ValueError as exc:

@@ -19,6 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
+from sfemulator.edge import UnreadableBody, decode_content
 from sfemulator.streaming._bus import EventBus
 from sfemulator.wire import JsonError, dumps, parse_json
 
@@ -164,6 +165,12 @@ class BayeuxServer:
             return await self.handle_no_version(request)
         body = await _read_limited(request, MAX_BODY_BYTES)
         if body is None:
+            return _json_response([{"successful": False, "error": "413::Maximum Request Size Exceeded"}], 413)
+        try:
+            body = decode_content(body, request.headers.get("Content-Encoding"))
+        except (UnreadableBody, web.HTTPRequestEntityTooLarge):
+            return _json_response([{"successful": False, "error": "400::Invalid JSON"}], 400)
+        if len(body) > MAX_BODY_BYTES:
             return _json_response([{"successful": False, "error": "413::Maximum Request Size Exceeded"}], 413)
         try:
             messages = parse_json(body)

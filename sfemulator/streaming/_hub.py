@@ -13,6 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
+from sfemulator.edge import read_body
 from sfemulator.streaming import _pushtopic
 from sfemulator.streaming._bayeux import BayeuxServer, HubSettings
 from sfemulator.streaming._bus import EventBus
@@ -244,7 +245,7 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
     if not request.can_read_body:
         return {}
     try:
-        body = parse_json(await request.read())
+        body = parse_json(await read_body(request))
     except JsonError:
         return {}
     return body if isinstance(body, dict) else {}
