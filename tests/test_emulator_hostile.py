@@ -234,6 +234,22 @@ def test_refused_pushtopic_leaves_subscribe_and_change_events_working(
     }
     [reply] = bayeux(emulator_reset, emulator_http, api.token, [subscribe])
     assert reply["successful"] is False and reply["error"].startswith("400::The channel you requested")
+    # The transaction that tried to create the topic still published its lead's change event.
+    replay_all = {
+        **subscribe,
+        "subscription": "/data/LeadChangeEvent",
+        "ext": {"replay": {"/data/LeadChangeEvent": -2}},
+    }
+    assert bayeux(emulator_reset, emulator_http, api.token, [replay_all])[0]["successful"] is True
+    connect = {
+        "channel": "/meta/connect",
+        "clientId": shake["clientId"],
+        "connectionType": "long-polling",
+        "id": "3",
+    }
+    events = bayeux(emulator_reset, emulator_http, api.token, [connect])[1:]
+    ids = [i for e in events for i in e["data"]["payload"]["ChangeEventHeader"]["recordIds"]]
+    assert lead["body"]["id"] in ids
     assert_still_serving(emulator_reset, emulator_http)
 
 
