@@ -15,7 +15,6 @@ from typing import Any
 import requests
 
 from sfemulator.edge import protocol_of
-from sfemulator.server import Emulator
 
 V = "/services/data/v59.0"
 FRONT_END_STATUSES = (400, 414, 431)
@@ -150,16 +149,16 @@ def shape_problem(response: requests.Response, path: str | None = None) -> str |
 # --- the emulator after abuse -------------------------------------------------------------------------
 
 
-def token(emulator: Emulator, http: requests.Session) -> str:
-    response = http.post(f"{emulator.base_url}/_emulator/sessions", json={}, timeout=10)
+def token(base_url: str, http: requests.Session) -> str:
+    response = http.post(f"{base_url}/_emulator/sessions", json={}, timeout=10)
     response.raise_for_status()
     value: str = response.json()["access_token"]
     return value
 
 
-def bayeux(emulator: Emulator, http: requests.Session, auth: str, messages: list[dict[str, Any]]) -> Any:
+def bayeux(base_url: str, http: requests.Session, auth: str, messages: list[dict[str, Any]]) -> Any:
     response = http.post(
-        f"{emulator.base_url}/cometd/59.0",
+        f"{base_url}/cometd/59.0",
         json=messages,
         headers={"Authorization": f"Bearer {auth}"},
         timeout=30,
@@ -168,26 +167,26 @@ def bayeux(emulator: Emulator, http: requests.Session, auth: str, messages: list
     return response.json()
 
 
-def assert_still_serving(emulator: Emulator, http: requests.Session) -> None:
+def assert_still_serving(base_url: str, http: requests.Session) -> None:
     """The emulator answers a query, and a lead created now arrives as a change event on /data/LeadChangeEvent."""
-    auth = token(emulator, http)
+    auth = token(base_url, http)
     headers = {"Authorization": f"Bearer {auth}"}
     query = http.get(
-        f"{emulator.base_url}{V}/query",
+        f"{base_url}{V}/query",
         params={"q": "SELECT Id FROM User LIMIT 1"},
         headers=headers,
         timeout=30,
     )
     assert query.status_code == 200 and query.json()["totalSize"] == 1, query.text
-    [shake] = bayeux(emulator, http, auth, [{"channel": "/meta/handshake", "version": "1.0", "id": "h"}])
+    [shake] = bayeux(base_url, http, auth, [{"channel": "/meta/handshake", "version": "1.0", "id": "h"}])
     client = shake["clientId"]
     channel = "/data/LeadChangeEvent"
     subscribe = {"channel": "/meta/subscribe", "clientId": client, "subscription": channel, "id": "s"}
-    assert bayeux(emulator, http, auth, [subscribe])[0]["successful"] is True
+    assert bayeux(base_url, http, auth, [subscribe])[0]["successful"] is True
     connect = {"channel": "/meta/connect", "clientId": client, "connectionType": "long-polling", "id": "c"}
-    bayeux(emulator, http, auth, [connect])  # the first connect is answered at once
+    bayeux(base_url, http, auth, [connect])  # the first connect is answered at once
     created = http.post(
-        f"{emulator.base_url}{V}/sobjects/Lead/",
+        f"{base_url}{V}/sobjects/Lead/",
         json={"LastName": "After the storm", "Company": "Still here"},
         headers=headers,
         timeout=30,
@@ -196,7 +195,7 @@ def assert_still_serving(emulator: Emulator, http: requests.Session) -> None:
     lead_id = created.json()["id"]
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        replies = bayeux(emulator, http, auth, [{**connect, "advice": {"timeout": 5000}}])
+        replies = bayeux(base_url, http, auth, [{**connect, "advice": {"timeout": 5000}}])
         for event in replies:
             header = event.get("data", {}).get("payload", {}).get("ChangeEventHeader", {})
             if lead_id in header.get("recordIds", []):

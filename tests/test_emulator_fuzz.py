@@ -4,7 +4,9 @@ Hypothesis draws one request at a time: SOQL mutated from valid statements, JSON
 for each REST resource, hostile ids and field values, raw and compressed bodies, malformed OAuth, SOAP and
 Bayeux messages. Every answer must come within a second, never be a 5xx (a SOAP fault, which SOAP 1.1
 sends as 500, must carry a known fault code), and be in Salesforce's shape for its protocol; afterwards the
-emulator must still answer a query and deliver a change event.
+emulator must still answer a query, deliver a change event, and stop on SIGTERM. The emulator runs as
+`sfconnector emulator` in a process of its own, so that its answer times are its own (not the pauses of
+hypothesis in the test process).
 
 The short form runs in `make test`. The long form is marked `fuzz_long` (excluded by default):
 
@@ -16,6 +18,10 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
+import signal
+import subprocess
+import sys
 import time
 import zlib
 from collections import Counter
@@ -32,7 +38,7 @@ from hostile_support import V, assert_still_serving, shape_problem, token
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sfemulator.server import Emulator, trusting_session
+from sfemulator.server import trusting_session
 
 SHORT_EXAMPLES = 1500
 PER_REQUEST_SECONDS = 1.0  # the issue's bound; generous for one local request
@@ -53,7 +59,7 @@ class Probe:
 class Target:
     """The emulator under fuzz and what the strategies need to know about its org."""
 
-    emulator: Emulator
+    base_url: str
     http: requests.Session
     token: str
     lead_id: str
@@ -70,7 +76,7 @@ class Target:
         started = time.monotonic()
         response = self.http.request(
             probe.method,
-            f"{self.emulator.base_url}{probe.path}",
+            f"{self.base_url}{probe.path}",
             headers=headers,
             data=probe.body,
             timeout=30,
@@ -85,33 +91,66 @@ class Target:
         assert problem is None, f"{probe.method} {probe.path[:300]}\n{(probe.body or b'')[:300]!r}\n{problem}"
 
 
+Process = tuple["subprocess.Popen[str]", str, Path]  # the process, its base URL, its TLS directory
+
+
 @pytest.fixture(scope="module")
-def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
-    """An emulator of its own (held CometD connects answer within 300 ms), with a lead and a CometD client."""
-    emulator = Emulator(
-        port=0, tls_dir=tmp_path_factory.mktemp("fuzz-tls"), seed="demo", streaming_timeout_ms=300
-    )
-    emulator.start()
-    http = trusting_session(emulator.ca_path)
+def emulator_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Process]:
+    """`sfconnector emulator` in a process of its own (held CometD connects answer within 300 ms)."""
+    tls = tmp_path_factory.mktemp("fuzz-tls")
+    command = [
+        "emulator",
+        "--port",
+        "0",
+        "--tls-dir",
+        str(tls),
+        "--seed",
+        "demo",
+        "--streaming-timeout-ms",
+        "300",
+    ]
+    with (tls / "emulator.log").open("w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", "from sfconnector.cli import main; main()", *command],
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        try:
+            assert proc.stdout is not None
+            line = proc.stdout.readline()
+            match = re.search(r"(https://127\.0\.0\.1:\d+) \(CA: (.+)\)", line)
+            assert match, line
+            yield proc, match.group(1), tls
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.communicate(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def target(emulator_process: Process) -> Iterator[Target]:
+    """The fuzzed emulator, with a lead and a CometD client of its own."""
+    _, base_url, tls = emulator_process
+    http = trusting_session(tls / "ca.pem")
     try:
-        auth = token(emulator, http)
+        auth = token(base_url, http)
         lead = http.post(
-            f"{emulator.base_url}{V}/sobjects/Lead/",
+            f"{base_url}{V}/sobjects/Lead/",
             json={"LastName": "Fuzz", "Company": "Target", "Description": "a" * 2000},
             headers={"Authorization": f"Bearer {auth}"},
             timeout=30,
         ).json()["id"]
         shake = http.post(
-            f"{emulator.base_url}/cometd/59.0",
+            f"{base_url}/cometd/59.0",
             json=[{"channel": "/meta/handshake", "version": "1.0", "id": "0"}],
             headers={"Authorization": f"Bearer {auth}"},
             timeout=30,
         ).json()[0]
-        key = (Path(emulator.tls_dir) / "jwt-key.pem").read_text()
-        yield Target(emulator, http, auth, lead, shake["clientId"], key)
+        yield Target(base_url, http, auth, lead, shake["clientId"], (tls / "jwt-key.pem").read_text())
     finally:
         http.close()
-        emulator.stop()
 
 
 # --- building blocks ------------------------------------------------------------------------------------
@@ -574,7 +613,7 @@ def fuzz(t: Target, examples: int) -> None:
     started = time.monotonic()
     one_request()
     elapsed = time.monotonic() - started
-    assert_still_serving(t.emulator, t.http)
+    assert_still_serving(t.base_url, t.http)
     total = sum(t.sent.values())
     print(
         f"\nfuzz: {total} requests in {elapsed:.1f}s ({total / elapsed:.0f}/s), "
@@ -585,13 +624,21 @@ def fuzz(t: Target, examples: int) -> None:
     )
 
 
+def stops_on_sigterm(process: Process) -> None:
+    """After the abuse, SIGTERM still stops the emulator cleanly (a frozen event loop would ignore it)."""
+    process[0].send_signal(signal.SIGTERM)
+    assert process[0].wait(timeout=30) == 0
+
+
 def test_hostile_requests_get_salesforce_answers_promptly_and_leave_the_emulator_serving(
-    target: Target,
+    target: Target, emulator_process: Process
 ) -> None:
     fuzz(target, SHORT_EXAMPLES)
+    stops_on_sigterm(emulator_process)
 
 
 @pytest.mark.fuzz_long
-def test_long_fuzz_run(target: Target) -> None:
+def test_long_fuzz_run(target: Target, emulator_process: Process) -> None:
     """The same properties over many more requests (FUZZ_EXAMPLES, default 20,000)."""
     fuzz(target, int(os.environ.get("FUZZ_EXAMPLES", "20000")))
+    stops_on_sigterm(emulator_process)

@@ -225,14 +225,16 @@ def test_refused_pushtopic_leaves_subscribe_and_change_events_working(
     }
     topic, lead = api.call("POST", "/composite", json=body).json()["compositeResponse"]
     assert topic["httpStatusCode"] == 400 and lead["httpStatusCode"] == 201
-    [shake] = bayeux(emulator_reset, emulator_http, api.token, [{"channel": "/meta/handshake", "id": "1"}])
+    [shake] = bayeux(
+        emulator_reset.base_url, emulator_http, api.token, [{"channel": "/meta/handshake", "id": "1"}]
+    )
     subscribe = {
         "channel": "/meta/subscribe",
         "clientId": shake["clientId"],
         "subscription": "/topic/Poison",
         "id": "2",
     }
-    [reply] = bayeux(emulator_reset, emulator_http, api.token, [subscribe])
+    [reply] = bayeux(emulator_reset.base_url, emulator_http, api.token, [subscribe])
     assert reply["successful"] is False and reply["error"].startswith("400::The channel you requested")
     # The transaction that tried to create the topic still published its lead's change event.
     replay_all = {
@@ -240,17 +242,17 @@ def test_refused_pushtopic_leaves_subscribe_and_change_events_working(
         "subscription": "/data/LeadChangeEvent",
         "ext": {"replay": {"/data/LeadChangeEvent": -2}},
     }
-    assert bayeux(emulator_reset, emulator_http, api.token, [replay_all])[0]["successful"] is True
+    assert bayeux(emulator_reset.base_url, emulator_http, api.token, [replay_all])[0]["successful"] is True
     connect = {
         "channel": "/meta/connect",
         "clientId": shake["clientId"],
         "connectionType": "long-polling",
         "id": "3",
     }
-    events = bayeux(emulator_reset, emulator_http, api.token, [connect])[1:]
+    events = bayeux(emulator_reset.base_url, emulator_http, api.token, [connect])[1:]
     ids = [i for e in events for i in e["data"]["payload"]["ChangeEventHeader"]["recordIds"]]
     assert lead["body"]["id"] in ids
-    assert_still_serving(emulator_reset, emulator_http)
+    assert_still_serving(emulator_reset.base_url, emulator_http)
 
 
 # --- wrongly typed JSON ------------------------------------------------------------------------------------
@@ -439,7 +441,7 @@ def test_create_with_infinity_is_refused_so_no_answer_or_event_carries_it(
     assert api.raw("POST", "/sobjects/Lead/", body).status_code == 400
     rows = api.query("SELECT AnnualRevenue FROM Lead WHERE AnnualRevenue != null").json()["records"]
     assert all(isinstance(r["AnnualRevenue"], float | int) for r in rows)
-    assert_still_serving(emulator_reset, emulator_http)
+    assert_still_serving(emulator_reset.base_url, emulator_http)
 
 
 def test_uri_and_headers_up_to_16384_bytes_are_accepted(api: Api) -> None:
