@@ -11,13 +11,25 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-install: $(STAMP)
+JSFORCE := tests/jsforce
+JSFORCE_STAMP := $(JSFORCE)/node_modules/.installed
 
-lint: $(STAMP)
+# jsforce (npm), an independent client the emulator is also tested with; skipped where npm is missing.
+$(JSFORCE_STAMP): $(JSFORCE)/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		npm ci --prefix $(JSFORCE) --ignore-scripts --no-audit --no-fund --loglevel=error && touch $@ \
+			|| echo "jsforce could not be installed: the jsforce tests will be skipped"; \
+	else \
+		echo "npm not found: the jsforce tests will be skipped"; \
+	fi
+
+install: $(STAMP) $(JSFORCE_STAMP)
+
+lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check sfconnector sfemulator tests bench
 
-typecheck: $(STAMP)
+typecheck: install
 	$(BIN)/mypy
 
 # Salesforce's source-deploy-retrieve (Node), pinned by salesforce/.tools/package-lock.json, for the test that
@@ -31,7 +43,7 @@ $(SF_TOOLS_STAMP): $(SF_TOOLS)/package.json $(SF_TOOLS)/package-lock.json
 
 salesforce-tools: $(SF_TOOLS_STAMP)
 
-unit: $(STAMP) $(SF_TOOLS_STAMP)
+unit: install $(SF_TOOLS_STAMP)
 	$(BIN)/pytest
 
 # The date-sensitive tests again with the wall clock of every process moved to another year (.ci/at-date):
@@ -54,4 +66,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache $(SF_TOOLS)/node_modules
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache $(SF_TOOLS)/node_modules $(JSFORCE)/node_modules

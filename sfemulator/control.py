@@ -6,7 +6,6 @@ no API name (`Commit.api` is None), like edits made in the Salesforce UI.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -14,11 +13,13 @@ from typing import Any
 
 from aiohttp import web
 
+from sfemulator.edge import json_response, read_body
 from sfemulator.errors import DmlError
-from sfemulator.oauth import json_response, token_body
+from sfemulator.oauth import token_body
 from sfemulator.seed import SeedError, load_seed, resolve_seed
 from sfemulator.settings import STATE_KEY, EmulatorState, Fault
 from sfemulator.store import WriteContext
+from sfemulator.wire import parse_json
 
 CONTROL_HELP = """\
 Control API (loopback only, no auth; JSON in and out):
@@ -57,10 +58,10 @@ def _bad(message: str, status: int = 400) -> web.Response:
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
-    raw = await request.read()
+    raw = await read_body(request)
     if not raw.strip():
         return {}
-    data = json.loads(raw)
+    data = parse_json(raw)  # JsonError is a ValueError: a 400 below
     if not isinstance(data, dict):
         raise ValueError("the body must be a JSON object")
     return data
@@ -70,7 +71,7 @@ def _guarded(handler: Handler) -> Handler:
     async def wrapped(request: web.Request) -> web.Response:
         try:
             return await handler(request)
-        except (ValueError, KeyError, TypeError, SeedError) as exc:
+        except (ValueError, KeyError, TypeError, ArithmeticError, re.error, SeedError) as exc:
             return _bad(str(exc) if not isinstance(exc, KeyError) else f"missing {exc}")
 
     return wrapped

@@ -9,6 +9,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
+def same_secret(given: str, expected: str) -> bool:
+    """Constant-time comparison of two secrets of any characters (compare_digest refuses non-ASCII str)."""
+    return secrets.compare_digest(
+        given.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass")
+    )
+
+
 @dataclass
 class ConnectedApp:
     name: str
@@ -48,9 +55,7 @@ class Identity:
         if expected is None:
             return False
         token = self.security_tokens.get(user_id, "")
-        return secrets.compare_digest(given, expected) or (
-            bool(token) and secrets.compare_digest(given, expected + token)
-        )
+        return same_secret(given, expected) or (bool(token) and same_secret(given, expected + token))
 
     def new_session(self, user_id: str, client_id: str | None = None) -> Session:
         now = self.clock()

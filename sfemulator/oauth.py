@@ -4,32 +4,29 @@ token revocation, the identity URL and SOAP `login()`; bodies as Salesforce send
 from __future__ import annotations
 
 import base64
-import binascii
+import codecs
 import hashlib
 import hmac
-import json
+import math
+import re
 import xml.etree.ElementTree as ET
 from typing import Any
+from urllib.parse import parse_qsl
 from xml.sax.saxutils import escape
 
 import jwt
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from cryptography import x509
 
-from sfemulator.identity import ConnectedApp, Session
+from sfemulator.edge import json_response, read_body, soap_fault
+from sfemulator.edge import oauth_error as _oauth_error
+from sfemulator.identity import ConnectedApp, Session, same_secret
 from sfemulator.settings import STATE_KEY, EmulatorState
 
-JSON_TYPE = "application/json;charset=UTF-8"
 LOGIN_AUDIENCES = ("https://login.salesforce.com", "https://test.salesforce.com")
-
-
-def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> web.Response:
-    out = {"Content-Type": JSON_TYPE, **(headers or {})}
-    return web.Response(status=status, body=json.dumps(body).encode(), headers=out)
-
-
-def _oauth_error(error: str, description: str, status: int = 400) -> web.Response:
-    return json_response(status, {"error": error, "error_description": description})
+_SOAP_VERSION_RE = re.compile(r"^(\d{1,2})\.0$")
+SOAP_MIN_VERSION, SOAP_MAX_VERSION = 20, 67  # as the REST API (sfemulator.rest)
 
 
 def token_body(
@@ -55,12 +52,28 @@ def token_body(
     return body
 
 
+async def _form(request: web.Request) -> dict[str, str]:
+    """The token request's parameters, read as a servlet reads them: bytes that are not valid in the
+    charset become U+FFFD, and a body that cannot be read at all (an unknown charset, a broken multipart
+    or gzip stream) has no parameters, so it is refused as a request without a grant [UNCONFIRMED]."""
+    try:
+        if request.content_type.startswith("multipart/"):
+            form = await request.post()
+            return {k: v for k, v in form.items() if isinstance(v, str)}
+        raw = await read_body(request)
+        charset = request.charset or "utf-8"
+        codecs.lookup(charset)
+        text = raw.decode(charset, errors="replace")
+        return dict(parse_qsl(text, keep_blank_values=True, encoding=charset, errors="replace"))
+    except (ValueError, LookupError, HttpProcessingError):  # a broken transport stream goes to the edge
+        return {}
+
+
 async def token(request: web.Request) -> web.Response:
     state: EmulatorState = request.app[STATE_KEY]
     state.org.stats.count("token", api_call=False)
-    form = await request.post()
-    grant = str(form.get("grant_type") or "")
-    fields = {k: str(v) for k, v in form.items()}
+    fields = await _form(request)
+    grant = fields.get("grant_type", "")
     if grant == "password":
         return _password(state, fields)
     if grant == "refresh_token":
@@ -85,7 +98,7 @@ def _password(state: EmulatorState, f: dict[str, str]) -> web.Response:
     app = _app(state, f.get("client_id", ""))
     if app is None:
         return _oauth_error("invalid_client_id", "client identifier invalid")
-    if not hmac.compare_digest(f.get("client_secret", ""), app.client_secret):
+    if not same_secret(f.get("client_secret", ""), app.client_secret):
         return _oauth_error("invalid_client", "invalid client credentials")
     user = _active_user(state, f.get("username", ""))
     if user is None or not state.org.identity.check_password(user["Id"], f.get("password", "")):
@@ -98,7 +111,7 @@ def _refresh(state: EmulatorState, f: dict[str, str]) -> web.Response:
     app = _app(state, f.get("client_id", ""))
     if app is None:
         return _oauth_error("invalid_client_id", "client identifier invalid")
-    if "client_secret" in f and not hmac.compare_digest(f["client_secret"], app.client_secret):
+    if "client_secret" in f and not same_secret(f["client_secret"], app.client_secret):
         return _oauth_error("invalid_client", "invalid client credentials")
     found = state.org.identity.refresh_tokens.get(f.get("refresh_token", ""))
     if found is None or found[1] != app.client_id or not state.org.is_active_user(found[0]):
@@ -136,7 +149,9 @@ def _jwt_bearer(state: EmulatorState, f: dict[str, str]) -> web.Response:
         return _oauth_error("invalid_grant", "audience is invalid")
     try:
         exp = float(claims["exp"])
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, OverflowError):
+        return _oauth_error("invalid_grant", "invalid assertion")
+    if not math.isfinite(exp):  # PyJWT reads NaN and Infinity; no real expiry is either
         return _oauth_error("invalid_grant", "invalid assertion")
     if exp <= state.org.clock().timestamp():
         return _oauth_error("invalid_grant", "expired authorization code")
@@ -154,14 +169,14 @@ def _client_credentials(state: EmulatorState, f: dict[str, str], authorization: 
     client_id, secret = f.get("client_id", ""), f.get("client_secret", "")
     if authorization and authorization.lower().startswith("basic "):
         try:
-            decoded = base64.b64decode(authorization[6:].strip()).decode()
-        except (binascii.Error, UnicodeDecodeError):
+            decoded = base64.b64decode(authorization[6:].strip(), validate=True).decode()
+        except ValueError:  # not base64 (binascii.Error), not ASCII, or not UTF-8 once decoded
             return _oauth_error("invalid_client", "invalid client credentials")
         client_id, _, secret = decoded.partition(":")
     app = _app(state, client_id)
     if app is None:
         return _oauth_error("invalid_client_id", "client identifier invalid")
-    if not hmac.compare_digest(secret, app.client_secret):
+    if not same_secret(secret, app.client_secret):
         return _oauth_error("invalid_client", "invalid client credentials")
     user = _active_user(state, app.run_as) if app.run_as else None
     if user is None:
@@ -208,18 +223,9 @@ async def identity_url(request: web.Request) -> web.Response:
 
 # --- SOAP login ------------------------------------------------------------------------------------
 
-_FAULT = """<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope \
-xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:sf="urn:fault.partner.soap.sforce.com" \
-xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><soapenv:Body><soapenv:Fault>\
-<faultcode>sf:{code}</faultcode><faultstring>{code}: {message}</faultstring><detail>\
-<sf:LoginFault xsi:type="sf:LoginFault"><sf:exceptionCode>{code}</sf:exceptionCode>\
-<sf:exceptionMessage>{message}</sf:exceptionMessage></sf:LoginFault></detail></soapenv:Fault>\
-</soapenv:Body></soapenv:Envelope>"""
-
 
 def _soap_fault(code: str, message: str) -> web.Response:
-    body = _FAULT.format(code=code, message=escape(message))
-    return web.Response(status=500, body=body.encode(), content_type="text/xml", charset="UTF-8")
+    return soap_fault(code, message, kind="LoginFault")
 
 
 def _local(tag: str) -> str:
@@ -229,11 +235,15 @@ def _local(tag: str) -> str:
 async def soap_login(request: web.Request) -> web.Response:
     state: EmulatorState = request.app[STATE_KEY]
     state.org.stats.count("token", api_call=False)
-    version = request.match_info["version"]
-    raw = await request.read()
+    match = _SOAP_VERSION_RE.match(request.match_info["version"])
+    if match is None or not SOAP_MIN_VERSION <= int(match.group(1)) <= SOAP_MAX_VERSION:
+        # UNSUPPORTED_API_VERSION as Salesforce words it (IlluminatedCloud#1820, lwc-soql-builder#30).
+        return soap_fault("UNSUPPORTED_API_VERSION", "Invalid Api version specified on URL")
+    version = f"{match.group(1)}.0"
+    raw = await read_body(request)
     try:
         root = ET.fromstring(raw)
-    except ET.ParseError:
+    except (ET.ParseError, ValueError, LookupError):  # not XML, or an encoding Python does not know
         return _soap_fault("INVALID_LOGIN", "Invalid username, password, security token; or user locked out.")
     values: dict[str, str] = {}
     login_seen = False

@@ -8,6 +8,7 @@ like the same request sent alone.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 import secrets
 import threading
@@ -17,11 +18,14 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
+from sfemulator.edge import unknown_exception_body
 from sfemulator.errors import ApiError, DmlError, not_found
 from sfemulator.ids import looks_like_id, to18
 from sfemulator.schema import ObjectDef, describe_global_entry, describe_object
 from sfemulator.soql_source import OrgRecordSource
 from sfemulator.store import Org, Transaction, WriteContext
+
+log = logging.getLogger("sfemulator.rest")
 
 MIN_VERSION = 20
 MAX_VERSION = 67
@@ -128,6 +132,12 @@ class RestApi:
             return Reply(exc.http_status, exc.body(), kind=_kind_of(call))
         except DmlError as exc:
             return Reply(exc.http_status, [_rest_error(exc)], kind=_kind_of(call))
+        except Exception:
+            # A bug, never an answer to any input: logged, and answered as Salesforce answers an internal
+            # error. Here rather than at the HTTP edge so that a composite or batch subrequest fails alone
+            # (its writes undone) and the subrequests already committed are still reported as they were.
+            log.exception("rest.unexpected_error method=%s path=%s", call.method, "/".join(call.segments))
+            return Reply(500, unknown_exception_body(), kind=_kind_of(call))
 
     def _route(self, call: Call, tx: Transaction | None) -> Reply:
         s = call.segments
@@ -441,7 +451,7 @@ class RestApi:
         locator, _, offset = locator_segment.rpartition("-")
         with self._cursor_lock:
             cursor = self._cursors.get(locator)
-        if cursor is None or not offset.isdigit():
+        if cursor is None or not (offset.isascii() and offset.isdigit()) or len(offset) > 9:
             raise ApiError(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
         start = int(offset)
         batch = _batch_size(call.headers.get("Sforce-Query-Options"), self.org.settings.query_batch_size)
@@ -490,7 +500,7 @@ class RestApi:
                 "EXCEEDED_ID_LIMIT",
                 "record limit reached. cannot submit more than 200 records into this call",
             )
-        all_or_none = bool(body.get("allOrNone", False))
+        all_or_none = _flag(body, "allOrNone")
 
         def work(t: Transaction) -> list[dict[str, Any]]:
             start = t.savepoint()
@@ -503,7 +513,13 @@ class RestApi:
                     if not isinstance(raw, dict):
                         raise DmlError("JSON_PARSER_ERROR", "each record must be a JSON object")
                     rid = raw.get("id") or raw.get("Id") if op == "update" else None
-                    sobject = (raw.get("attributes") or {}).get("type") if obj is None else obj.name
+                    attributes = raw.get("attributes")
+                    if attributes is not None and not isinstance(attributes, dict):
+                        raise DmlError(
+                            "JSON_PARSER_ERROR", _cannot_deserialize("SObject attributes", attributes)
+                        )
+                    declared = (attributes or {}).get("type")
+                    sobject = (declared if isinstance(declared, str) else None) if obj is None else obj.name
                     if not sobject:
                         raise DmlError("INVALID_TYPE", "Must specify a type in the attributes of each record")
                     values = {k: v for k, v in raw.items() if k not in ("attributes", "id")}
@@ -592,8 +608,8 @@ class RestApi:
     def _collection_retrieve(self, call: Call, obj: ObjectDef) -> list[dict[str, Any] | None]:
         if call.method == "POST":
             body = _json_object(call.body)
-            ids = body.get("ids") or []
-            fields = body.get("fields")
+            ids = _strings(body, "ids") or []
+            fields = _strings(body, "fields")
         else:
             ids = [i for i in (call.query.get("ids") or "").split(",") if i]
             fields = _fields_param(call.query.get("fields"))
@@ -623,7 +639,8 @@ class RestApi:
             raise ApiError(400, "JSON_PARSER_ERROR", "compositeRequest: a non-empty array is required")
         if len(subs) > COMPOSITE_LIMIT:
             raise ApiError(400, "LIMIT_EXCEEDED", f"Exceeded max limit of subrequests: {COMPOSITE_LIMIT}")
-        heavy = sum(1 for sub in subs if isinstance(sub, dict) and _is_query_or_collection(sub.get("url")))
+        _check_subrequests(subs, "httpHeaders")
+        heavy = sum(1 for sub in subs if _is_query_or_collection(sub.get("url")))
         if heavy > COMPOSITE_HEAVY_LIMIT:
             # Notes §3.2: at most 5 of the 25 may be query / sObject Collections subrequests.
             raise ApiError(
@@ -633,13 +650,13 @@ class RestApi:
             )
         seen: set[str] = set()
         for sub in subs:
-            ref = sub.get("referenceId") if isinstance(sub, dict) else None
+            ref = sub.get("referenceId")
             if not isinstance(ref, str) or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", ref):
                 raise ApiError(400, "INVALID_INPUT", f"Invalid referenceId: {ref}")
             if ref in seen:
                 raise ApiError(400, "INVALID_INPUT", f"Duplicate referenceId provided in the request: {ref}")
             seen.add(ref)
-        all_or_none = bool(body.get("allOrNone", False))
+        all_or_none = _flag(body, "allOrNone")
         results: dict[str, Any] = {}
         responses: list[dict[str, Any]] = []
         halted_msg = "The transaction was rolled back since another operation in the same transaction failed."
@@ -651,7 +668,7 @@ class RestApi:
                     responses.append(_halted(ref, halted_msg))
                     continue
                 try:
-                    url = _resolve_refs(str(sub.get("url", "")), results, encode=True)
+                    url = _resolve_refs(_text(sub, "url", ""), results, encode=True)
                     sub_body = _resolve_refs(sub.get("body"), results, encode=False)
                 except KeyError as exc:
                     failed = True
@@ -666,7 +683,7 @@ class RestApi:
                     )
                     continue
                 sub_call = self._sub_call(
-                    call, str(sub.get("method", "GET")).upper(), url, sub_body, sub.get("httpHeaders")
+                    call, _text(sub, "method", "GET").upper(), url, sub_body, sub.get("httpHeaders")
                 )
                 if sub_call is None:
                     reply = Reply(404, not_found().body())
@@ -707,7 +724,7 @@ class RestApi:
             return None
         merged = _CaseInsensitive(call.headers)
         if isinstance(headers, dict):
-            merged.update({str(k): str(v) for k, v in headers.items()})
+            merged.update({str(k): _text(headers, k, "") for k in headers})
         return Call(
             user_id=call.user_id,
             version=version,
@@ -725,7 +742,8 @@ class RestApi:
             raise ApiError(400, "JSON_PARSER_ERROR", "batchRequests: a non-empty array is required")
         if len(subs) > COMPOSITE_LIMIT:
             raise ApiError(400, "LIMIT_EXCEEDED", f"Exceeded max limit of subrequests: {COMPOSITE_LIMIT}")
-        halt = bool(body.get("haltOnError", False))
+        _check_subrequests(subs, None)
+        halt = _flag(body, "haltOnError")
         results: list[dict[str, Any]] = []
         has_errors = False
         for sub in subs:
@@ -742,11 +760,11 @@ class RestApi:
                     }
                 )
                 continue
-            url = str(sub.get("url", ""))
+            url = _text(sub, "url", "")
             if not url.startswith("/"):
                 url = "/services/data/" + url
             sub_call = self._sub_call(
-                call, str(sub.get("method", "GET")).upper(), url, sub.get("richInput"), None
+                call, _text(sub, "method", "GET").upper(), url, sub.get("richInput"), None
             )
             reply = Reply(404, not_found().body()) if sub_call is None else self.dispatch(sub_call)
             has_errors = has_errors or reply.status >= 400
@@ -915,6 +933,80 @@ def _json_object(body: Any) -> dict[str, Any]:
     )
 
 
+# --- request bodies as Salesforce deserializes them (Jackson, before anything runs) -------------------------
+
+
+def _token_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "Object"
+    if isinstance(value, list):
+        return "Array"
+    if isinstance(value, bool):
+        return "Boolean"
+    if isinstance(value, str):
+        return "String"
+    return "Floating-point" if isinstance(value, float) else "Integer"
+
+
+def _cannot_deserialize(java_type: str, value: Any) -> str:
+    # Jackson's wording [UNCONFIRMED that Salesforce passes it on verbatim]; no input is run after it.
+    return f"Cannot deserialize value of type `{java_type}` from {_token_kind(value)} value"
+
+
+def _flag(body: Mapping[str, Any], key: str, default: bool = False) -> bool:
+    """A boolean member; like Jackson, "true"/"false" strings are read as booleans, anything else fails."""
+    value = body.get(key)
+    if value is None:
+        return default
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise ApiError(400, "JSON_PARSER_ERROR", f"{key}: {_cannot_deserialize('boolean', value)}")
+
+
+def _text(body: Mapping[str, Any], key: str, default: str) -> str:
+    """A string member; like Jackson, numbers and booleans are read as their text, objects and arrays fail."""
+    value = body.get(key)
+    if value is None:
+        return default
+    if isinstance(value, dict | list):
+        raise ApiError(400, "JSON_PARSER_ERROR", f"{key}: {_cannot_deserialize('java.lang.String', value)}")
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _strings(body: Mapping[str, Any], key: str) -> list[str] | None:
+    """A member that must be an array of strings (ids, fields), or None when absent."""
+    value = body.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise ApiError(400, "JSON_PARSER_ERROR", f"{key}: {_cannot_deserialize('java.util.List', value)}")
+    return [_text({key: item}, key, "") for item in value]
+
+
+def _check_subrequests(subs: list[Any], headers_key: str | None) -> None:
+    """Every subrequest is an object whose method and url are text and whose headers map names to text;
+    otherwise the whole request fails before any subrequest runs, as a body Jackson cannot bind does."""
+    for sub in subs:
+        if not isinstance(sub, dict):
+            raise ApiError(400, "JSON_PARSER_ERROR", _cannot_deserialize("Subrequest", sub))
+        _text(sub, "method", "GET")
+        _text(sub, "url", "")
+        headers = sub.get(headers_key) if headers_key else None
+        if headers is not None:
+            if not isinstance(headers, dict):
+                raise ApiError(
+                    400,
+                    "JSON_PARSER_ERROR",
+                    f"{headers_key}: {_cannot_deserialize('java.util.Map', headers)}",
+                )
+            for name in headers:
+                _text(headers, name, "")
+
+
 def _fields_param(value: str | None) -> list[str] | None:
     if value is None:
         return None
@@ -923,9 +1015,10 @@ def _fields_param(value: str | None) -> list[str] | None:
 
 def _batch_size(options: str | None, default: int) -> int:
     if options:
-        m = re.search(r"batchSize\s*=\s*(\d+)", options)
+        m = re.search(r"batchSize\s*=\s*([0-9]+)", options)
         if m:
-            return max(200, min(2000, int(m.group(1))))
+            digits = m.group(1).lstrip("0") or "0"
+            return 2000 if len(digits) > 4 else max(200, min(2000, int(digits)))
     return default
 
 
@@ -989,7 +1082,7 @@ def _lookup(results: Mapping[str, Any], ref: str, path: str) -> Any:
         name, index = part
         try:
             value = value[int(index)] if index else value[name]
-        except (KeyError, IndexError, TypeError):
+        except (KeyError, IndexError, TypeError, ValueError):  # ValueError: an index of 5,000 digits
             raise KeyError(f"{ref}{path}") from None
     if value is None:
         raise KeyError(f"{ref}{path}")

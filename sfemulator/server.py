@@ -21,11 +21,12 @@ from aiohttp import web
 
 from sfemulator import oauth
 from sfemulator.control import install_control, reload_seed
-from sfemulator.oauth import json_response
+from sfemulator.edge import JSON_TYPE, Runner, guard, json_response, read_body
 from sfemulator.rest import Call, RestApi, parse_version, versions_list
 from sfemulator.settings import STATE_KEY, EmulatorSettings, EmulatorState
 from sfemulator.store import Clock, Org, OrgSettings
 from sfemulator.tls import TlsFiles, ensure_tls
+from sfemulator.wire import MAX_BODY_BYTES, JsonError, parse_json
 
 _INVALID_SESSION = [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}]
 _LIMIT_EXCEEDED = [{"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}]
@@ -74,15 +75,7 @@ _VERSIONS_BODY = json.dumps(versions_list()).encode()
 
 async def _versions(request: web.Request) -> web.Response:
     # The versions list needs no session and is not counted, so it carries no Sforce-Limit-Info.
-    return web.Response(status=200, body=_VERSIONS_BODY, headers={"Content-Type": oauth.JSON_TYPE})
-
-
-def _json_error_message(exc: json.JSONDecodeError) -> str:
-    char = exc.doc[exc.pos] if exc.pos < len(exc.doc) else "EOF"
-    return (
-        f"Unexpected character ('{char}' (code {ord(char) if len(char) == 1 else -1})): expected a valid value "
-        f"(number, String, array, object, 'true', 'false' or 'null') at [line:{exc.lineno}, column:{exc.colno}]"
-    )
+    return web.Response(status=200, body=_VERSIONS_BODY, headers={"Content-Type": JSON_TYPE})
 
 
 async def _rest(request: web.Request) -> web.Response:
@@ -99,17 +92,16 @@ async def _rest(request: web.Request) -> web.Response:
         return json_response(401, _INVALID_SESSION, {"Sforce-Limit-Info": org.limit_info()})
     if not org.consume_api_call():
         return json_response(403, _LIMIT_EXCEEDED, {"Sforce-Limit-Info": org.limit_info()})
-    raw = await request.read()
+    raw = await read_body(request)
     body: Any = None
     if raw.strip():
         try:
-            body = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            message = _json_error_message(exc) if isinstance(exc, json.JSONDecodeError) else "Invalid UTF-8"
+            body = parse_json(raw)
+        except JsonError as exc:
             org.stats.count("other")
             return json_response(
                 400,
-                [{"message": message, "errorCode": "JSON_PARSER_ERROR"}],
+                [{"message": exc.message, "errorCode": "JSON_PARSER_ERROR"}],
                 {"Sforce-Limit-Info": org.limit_info()},
             )
     raw_path = request.rel_url.raw_path
@@ -119,7 +111,7 @@ async def _rest(request: web.Request) -> web.Response:
     call = Call(
         user_id=user_id,
         version=version,
-        method=request.method,
+        method="GET" if request.method == "HEAD" else request.method,  # HEAD: GET's headers, no body
         segments=[unquote(seg) for seg in tail.split("/") if seg],
         query={k: v for k, v in request.query.items()},
         body=body,
@@ -134,7 +126,7 @@ async def _rest(request: web.Request) -> web.Response:
 
 
 def build_app(state: EmulatorState) -> web.Application:
-    app = web.Application(middlewares=[_edge], client_max_size=32 * 1024**2)
+    app = web.Application(middlewares=[guard, _edge], client_max_size=MAX_BODY_BYTES)
     app[STATE_KEY] = state
     r = app.router
     r.add_get("/services/data", _versions)
@@ -227,7 +219,7 @@ class Emulator:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(self.tls.server_cert, self.tls.server_key)
         app = build_app(state)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
+        self._runner = Runner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
         await self._runner.setup()
         site = web.TCPSite(
             self._runner, self.settings.host, self.settings.port, ssl_context=context, backlog=1024

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sfemulator.errors import ApiError
-from sfemulator.soql import FieldInfo, ObjectInfo, SoqlError, execute, parse
-from sfemulator.store import Org
+from sfemulator.errors import ApiError, DmlError
+from sfemulator.soql import FieldInfo, ObjectInfo, SoqlError, compile_where, execute, parse
+from sfemulator.soql.binding import Binder, ParentLookup
+from sfemulator.soql.query import And, Comparison, Condition, FieldPath, Not, Or
+
+if TYPE_CHECKING:
+    from sfemulator.store import Org
 
 
 class OrgRecordSource:
@@ -54,3 +58,64 @@ class OrgRecordSource:
         except SoqlError as exc:
             raise ApiError(400, exc.error_code, exc.message) from None
         return result.rows, result.total_size
+
+
+def check_pushtopic_query(org: Org, text: str) -> None:
+    """Refuse, as a PushTopic insert or update, a query Salesforce does not accept for a topic.
+
+    The query must parse and name real fields (the errors a query would get), select Id, and use none of
+    what the Streaming API guide's "Unsupported PushTopic Queries" lists, with its messages: aggregates
+    and GROUP BY, LIMIT, ORDER BY, relationship fields, NOT. So a stored topic is always one the streaming
+    side can compile and evaluate.
+    """
+    source = OrgRecordSource(org)
+    try:
+        query = parse(text)
+        compile_where(query, source, now=org.clock())
+        binder = Binder(query, source, ParentLookup(source))
+        for item in query.select:
+            if isinstance(item, FieldPath):
+                binder.bind(item)
+    except SoqlError as exc:
+        raise DmlError(exc.error_code, exc.message, ["Query"]) from None
+    problem: str | None = None
+    paths = [item for item in query.select if isinstance(item, FieldPath)]
+    if query.count_only or len(paths) < len(query.select) or query.group_by or query.having is not None:
+        problem = "Aggregate queries are not supported"
+    elif query.limit is not None:
+        problem = "'LIMIT' is not allowed"
+    elif query.order_by:
+        problem = "'ORDER BY' clause is not allowed"
+    elif any(len(p.parts) > 1 for p in [*paths, *_operands(query.where)]):
+        problem = "relationships are not supported"
+    elif _has_not(query.where):
+        problem = "'NOT' is not supported"
+    elif not any(p.parts[-1].lower() == "id" and len(p.parts) == 1 for p in paths):
+        problem = "The Id field is required in the SELECT clause of a PushTopic query"  # [UNCONFIRMED] text
+    if problem is not None:
+        raise DmlError("INVALID_FIELD", problem, ["Query"])
+
+
+def _conditions(condition: Condition | None) -> list[Condition]:
+    out: list[Condition] = []
+    stack = [condition] if condition is not None else []
+    while stack:
+        node = stack.pop()
+        out.append(node)
+        if isinstance(node, Not):
+            stack.append(node.item)
+        elif isinstance(node, And | Or):
+            stack.extend(node.items)
+    return out
+
+
+def _operands(condition: Condition | None) -> list[FieldPath]:
+    return [
+        c.field
+        for c in _conditions(condition)
+        if isinstance(c, Comparison) and isinstance(c.field, FieldPath)
+    ]
+
+
+def _has_not(condition: Condition | None) -> bool:
+    return any(isinstance(c, Not) for c in _conditions(condition))

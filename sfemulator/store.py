@@ -31,6 +31,7 @@ from sfemulator.schema import (
     Schema,
     build_schema,
 )
+from sfemulator.soql_source import check_pushtopic_query
 from sfemulator.values import coerce, format_datetime
 
 log = logging.getLogger(__name__)
@@ -437,6 +438,11 @@ class Transaction:
             )
         return out
 
+    def _check_topic(self, obj: ObjectDef, values: Mapping[str, Any]) -> None:
+        """A PushTopic's query is checked as Salesforce checks it, so no stored topic can fail later."""
+        if obj.name == "PushTopic" and values.get("Query") is not None:
+            check_pushtopic_query(self.org, str(values["Query"]))
+
     def _check_references(self, obj: ObjectDef, values: Mapping[str, Any]) -> None:
         for name, value in values.items():
             fd = obj.fields[name]
@@ -531,6 +537,7 @@ class Transaction:
                 "CANNOT_INSERT_UPDATE_ACTIVATE_ENTITY", f"entity type cannot be inserted: {obj.name}"
             )
         given = self._coerce_values(obj, values, creating=True)
+        self._check_topic(obj, given)
         record: dict[str, Any] = {}
         for fd in obj.fields.values():
             if fd.default is not None and (fd.createable or fd.type == "boolean"):
@@ -583,6 +590,7 @@ class Transaction:
                 "CANNOT_INSERT_UPDATE_ACTIVATE_ENTITY", f"entity type cannot be updated: {obj.name}"
             )
         given = self._coerce_values(obj, values, creating=False)
+        self._check_topic(obj, given)
         if obj.name == "Lead" and current.get("IsConverted"):
             raise DmlError("CANNOT_UPDATE_CONVERTED_LEAD", "cannot reference converted lead", [])
         record = dict(current)

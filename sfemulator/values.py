@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from sfemulator.errors import DmlError
@@ -50,6 +51,23 @@ def _json_error(f: FieldDef, type_name: str, value: Any) -> DmlError:
     )
 
 
+def _exact_number(f: FieldDef, value: Any) -> Decimal:
+    """A JSON number (or numeric string) exactly, as Salesforce reads it before checking the field's range;
+    NaN and infinities are not numbers a field can hold."""
+    type_name = "int" if f.type == "int" else "double"
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal | str):
+        raise _json_error(f, type_name, value)
+    try:
+        exact = Decimal(
+            value.strip() if isinstance(value, str) else repr(value) if isinstance(value, float) else value
+        )
+    except InvalidOperation:
+        raise _json_error(f, type_name, value) from None
+    if not exact.is_finite() or (isinstance(value, str) and "_" in value):
+        raise _json_error(f, type_name, value)
+    return exact
+
+
 def coerce(f: FieldDef, value: Any) -> Any:
     """The stored form of `value` for field `f`, or DmlError as Salesforce would report it.
 
@@ -65,16 +83,20 @@ def coerce(f: FieldDef, value: Any) -> Any:
             return value.lower() == "true"
         raise _json_error(f, "boolean", value)
     if t in ("double", "currency", "percent", "int"):
-        if isinstance(value, bool | dict | list):
-            raise _json_error(f, "double" if t != "int" else "int", value)
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            raise _json_error(f, "double" if t != "int" else "int", value) from None
+        exact = _exact_number(f, value)
+        if f.precision and abs(exact) >= Decimal(10) ** (f.precision - f.scale):
+            # As Salesforce words it, e.g. "Normalized Score: value outside of valid range on numeric
+            # field: 100.0" (a Bulk API capture in the Salesforce developer forums).
+            raise DmlError(
+                "NUMBER_OUTSIDE_VALID_RANGE",
+                f"{f.label}: value outside of valid range on numeric field: {value}",
+                [f.name],
+            )
         if t == "int":
-            if number != int(number):
+            if exact != exact.to_integral_value():
                 raise _json_error(f, "int", value)
-            return int(number)
+            return int(exact)
+        number = float(exact)
         if f.scale:
             number = round(number, f.scale)
         return number
@@ -90,7 +112,7 @@ def coerce(f: FieldDef, value: Any) -> Any:
             raise _json_error(f, "datetime", value)
         try:
             return format_datetime(parse_datetime(value))
-        except ValueError:
+        except (ValueError, OverflowError):  # not a datetime, or one past the end of the calendar in UTC
             raise _json_error(f, "datetime", value) from None
     if isinstance(value, dict | list):
         raise _json_error(f, "String", value)

@@ -8,6 +8,7 @@ import re
 import pytest
 
 from sfemulator.soql import SoqlError, parse
+from sfemulator.soql.literals import LikePattern
 from sfemulator.soql.parser import literal_values
 from sfemulator.soql.query import Aggregate, And, Comparison, FieldPath, Not, Or, RelativeDate
 
@@ -174,9 +175,9 @@ def test_like_pattern_keeps_escaped_wildcards_literal() -> None:
     assert isinstance(q.where, Comparison) and q.where.op == "LIKE"
     pattern = q.where.value
     assert not isinstance(pattern, tuple)
-    assert isinstance(pattern.value, str)
-    assert re.fullmatch(pattern.value, "a%bxcanything", re.DOTALL)
-    assert not re.fullmatch(pattern.value, "axbxc", re.DOTALL)
+    assert isinstance(pattern.value, LikePattern)
+    assert pattern.value.matches("a%bxcanything")
+    assert not pattern.value.matches("axbxc")
 
 
 def test_count_star_and_aggregates_with_aliases() -> None:

@@ -31,21 +31,36 @@ FISCAL_PREFIXES = ("THIS_FISCAL_", "LAST_FISCAL_", "NEXT_FISCAL_", "LAST_N_FISCA
                    "N_FISCAL_")  # fmt: skip
 
 
-def _add_months(day: dt.date, months: int) -> dt.date:
-    """First day of the month `months` after `day`'s month."""
-    index = day.year * 12 + day.month - 1 + months
-    return dt.date(index // 12, index % 12 + 1, 1)
+# Ordinals (dt.date.toordinal) of the first and last day Python can represent. Salesforce itself stores
+# dates from 1700-01-01 to 4000-12-31 only, so a bound outside this calendar is below or above every value.
+MIN_ORDINAL = dt.date.min.toordinal()
+MAX_ORDINAL = dt.date.max.toordinal()
+_BELOW, _ABOVE = "", "\uffff"  # compare below / above every ISO date or datetime string
 
 
-def day_range(name: str, n: int | None, today: dt.date) -> tuple[dt.date, dt.date]:
-    """[start, end) in days for a date literal evaluated on `today`."""
-    one = dt.timedelta(days=1)
+def _month_start(index: int) -> int:
+    """Ordinal of the first day of month `index` (year * 12 + month - 1), clamped just outside the calendar."""
+    year, month0 = divmod(index, 12)
+    if year < dt.MINYEAR:
+        return MIN_ORDINAL - 1
+    if year > dt.MAXYEAR:
+        return MAX_ORDINAL + 1
+    return dt.date(year, month0 + 1, 1).toordinal()
+
+
+def day_range(name: str, n: int | None, today: dt.date) -> tuple[int, int]:
+    """[start, end) as day ordinals for a date literal evaluated on `today`.
+
+    Computed with plain integers, so LAST_N_DAYS:2147483647 reaches back past the start of the calendar
+    instead of overflowing; `iso_bound` turns an ordinal into a comparable string.
+    """
+    day = today.toordinal()
     if name == "YESTERDAY":
-        return today - one, today
+        return day - 1, day
     if name == "TODAY":
-        return today, today + one
+        return day, day + 1
     if name == "TOMORROW":
-        return today + one, today + 2 * one
+        return day + 1, day + 2
     if name == "LAST_90_DAYS":
         name, n = "LAST_N_DAYS", 90
     elif name == "NEXT_90_DAYS":
@@ -58,16 +73,15 @@ def day_range(name: str, n: int | None, today: dt.date) -> tuple[dt.date, dt.dat
     ):
         prefix, unit = name.split("_", 1)
         shift = {"LAST": -1, "THIS": 0, "NEXT": 1}[prefix]
-        start, end = _period(unit + "S", today, shift)
-        return start, end
+        return _period(unit + "S", today, shift)
     count = n or 0
     unit = name.split("_")[-2] if name.endswith("_AGO") else name.split("_")[-1]
     if unit == "DAYS":
         if name.startswith("LAST_N_"):
-            return today - count * one, today + one
+            return day - count, day + 1
         if name.startswith("NEXT_N_"):
-            return today + one, today + (count + 1) * one
-        return today - count * one, today - (count - 1) * one
+            return day + 1, day + count + 1
+        return day - count, day - count + 1
     if name.startswith("LAST_N_"):
         return _period(unit, today, -count)[0], _period(unit, today, 0)[0]
     if name.startswith("NEXT_N_"):
@@ -75,13 +89,23 @@ def day_range(name: str, n: int | None, today: dt.date) -> tuple[dt.date, dt.dat
     return _period(unit, today, -count)
 
 
-def _period(unit: str, today: dt.date, shift: int) -> tuple[dt.date, dt.date]:
+def _period(unit: str, today: dt.date, shift: int) -> tuple[int, int]:
     """The calendar week/month/quarter/year containing today, moved by `shift` periods: [start, end)."""
     if unit == "WEEKS":
-        start = today - dt.timedelta(days=(today.weekday() + 1) % 7) + dt.timedelta(weeks=shift)
-        return start, start + dt.timedelta(weeks=1)
+        start = today.toordinal() - (today.weekday() + 1) % 7 + 7 * shift
+        return start, start + 7
     months = {"MONTHS": 1, "QUARTERS": 3, "YEARS": 12}[unit]
-    first = dt.date(today.year, 1, 1)
-    current = _add_months(first, ((today.month - 1) // months) * months)
-    start = _add_months(current, shift * months)
-    return start, _add_months(start, months)
+    current = today.year * 12 + ((today.month - 1) // months) * months
+    start = current + shift * months
+    return _month_start(start), _month_start(start + months)
+
+
+def iso_bound(ordinal: int, *, datetime: bool) -> str:
+    """The stored-string form of the first instant of day `ordinal`, or a string below / above every value
+    when the day is outside the calendar."""
+    if ordinal < MIN_ORDINAL:
+        return _BELOW
+    if ordinal > MAX_ORDINAL:
+        return _ABOVE
+    iso = dt.date.fromordinal(ordinal).isoformat()
+    return f"{iso}T00:00:00.000+0000" if datetime else iso

@@ -14,9 +14,9 @@ from typing import Any
 
 from sfemulator.ids import to18
 from sfemulator.soql.binding import Getter, Record
-from sfemulator.soql.dates import day_range
+from sfemulator.soql.dates import day_range, iso_bound
 from sfemulator.soql.errors import Position, SoqlError, soql_error
-from sfemulator.soql.literals import format_datetime
+from sfemulator.soql.literals import LikePattern, format_datetime
 from sfemulator.soql.query import (
     Aggregate,
     And,
@@ -104,12 +104,12 @@ class FilterCompiler:
             raise self.error(
                 "INVALID_FIELD", value.pos, f"invalid operator on {field.type} field: {field.name}"
             )
-        assert isinstance(value.value, str)
-        match = re.compile(value.value, re.DOTALL).fullmatch
+        assert isinstance(value.value, LikePattern)
+        matches = value.value.matches
 
         def like(r: Record) -> bool:
             v = get(r)
-            return v is not None and match(v.lower()) is not None
+            return v is not None and matches(v.lower())
 
         return like
 
@@ -132,11 +132,8 @@ class FilterCompiler:
         relative = value.value
         assert isinstance(relative, RelativeDate)
         start, end = day_range(relative.name, relative.n, self.today)
-        if field.type == "date":
-            lo, hi = start.isoformat(), end.isoformat()
-        else:
-            lo = format_datetime(dt.datetime.combine(start, dt.time(), dt.UTC))
-            hi = format_datetime(dt.datetime.combine(end, dt.time(), dt.UTC))
+        lo = iso_bound(start, datetime=field.type == "datetime")
+        hi = iso_bound(end, datetime=field.type == "datetime")
 
         def inside(r: Record) -> bool:
             v = get(r)

@@ -64,19 +64,71 @@ def decode_string(body: str) -> str:
     return "".join(c for c, _ in _unescape(body, like=False))
 
 
-def like_regex(body: str) -> str:
-    """A regular expression, to be full-matched against the lower-cased value, equal to a LIKE pattern.
+class _Segment:
+    """A fixed-length run of a LIKE pattern between two `%`: literal characters and `_` (any one character)."""
 
-    Case-insensitivity is applied by lower-casing both sides, the same rule `=` uses, so `LIKE` without
+    def __init__(self, chars: list[tuple[str, bool]]) -> None:
+        self.length = sum(len(c) for c, _ in chars)  # lower-casing may lengthen a character (İ)
+        self.text = "".join(c for c, _ in chars)
+        self.plain = not any(wild for _, wild in chars)
+        # Literals and `.` only, never a quantifier: a search costs at most len(value) x len(segment).
+        self.regex = re.compile("".join("." if wild else re.escape(c) for c, wild in chars), re.DOTALL)
+
+    def at(self, value: str, pos: int) -> bool:
+        if self.plain:
+            return value.startswith(self.text, pos)
+        return pos + self.length <= len(value) and self.regex.match(value, pos) is not None
+
+    def find(self, value: str, pos: int, end: int) -> int:
+        """The leftmost start in [pos, end - length] where the segment matches, or -1."""
+        if self.plain:
+            return value.find(self.text, pos, end)
+        found = self.regex.search(value, pos, end)
+        return -1 if found is None else found.start()
+
+
+class LikePattern:
+    """A LIKE pattern, matched against the lower-cased value without backtracking.
+
+    The pattern is cut at each `%` into fixed-length segments; the first is anchored at the start, the last
+    at the end, and those in between are taken leftmost in order. Because every segment has a fixed length,
+    the leftmost placement never has to be revisited, so a match costs O(len(value) x len(pattern)) in the
+    worst case, where a backtracking regular expression (`.*a.*a.*b`) is exponential.
+    Case-insensitivity is applied by lower-casing both sides, the rule `=` uses, so `LIKE` without
     wildcards and `=` always agree.
     """
-    parts: list[str] = []
-    for c, wild in _unescape(body, like=True):
-        if wild:
-            parts.append(".*" if c == "%" else ".")
-        else:
-            parts.append(re.escape(c.lower()))
-    return "".join(parts)
+
+    def __init__(self, body: str) -> None:
+        self.source = body
+        segments: list[list[tuple[str, bool]]] = [[]]
+        for c, wild in _unescape(body, like=True):
+            if wild and c == "%":
+                segments.append([])
+            else:
+                segments[-1].append((c.lower(), wild))
+        self._segments = [_Segment(chars) for chars in segments]
+
+    def matches(self, value: str) -> bool:
+        """Whether the (already lower-cased) value matches the whole pattern."""
+        head, *rest = self._segments
+        if not rest:
+            return len(value) == head.length and head.at(value, 0)
+        *middle, tail = rest
+        if not head.at(value, 0):
+            return False
+        pos = head.length
+        tail_start = len(value) - tail.length
+        if tail_start < pos or not tail.at(value, tail_start):
+            return False
+        for segment in middle:
+            found = segment.find(value, pos, tail_start)
+            if found < 0:
+                return False
+            pos = found + segment.length
+        return True
+
+    def __repr__(self) -> str:
+        return f"LikePattern({self.source!r})"
 
 
 _DATETIME = re.compile(
@@ -101,7 +153,10 @@ def parse_datetime(text: str) -> dt.datetime:
         sign = 1 if m.group(9) == "+" else -1
         offset = sign * dt.timedelta(hours=int(m.group(10)), minutes=int(m.group(11)))
     value = dt.datetime(year, month, day, hour, minute, second, micro, tzinfo=dt.timezone(offset))
-    return value.astimezone(dt.UTC)
+    try:
+        return value.astimezone(dt.UTC)
+    except OverflowError:  # 9999-12-31T23:00:00-10:00 is past the end of the calendar in UTC
+        raise ValueError(text) from None
 
 
 def format_datetime(value: dt.datetime) -> str:

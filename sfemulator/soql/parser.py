@@ -15,7 +15,7 @@ from lark import Token, Tree
 
 from sfemulator.soql import dates
 from sfemulator.soql.errors import Position, SoqlError, malformed, unexpected, unsupported
-from sfemulator.soql.literals import EscapeError, decode_string, like_regex, parse_date, parse_datetime
+from sfemulator.soql.literals import EscapeError, LikePattern, decode_string, parse_date, parse_datetime
 from sfemulator.soql.query import (
     Aggregate,
     And,
@@ -56,6 +56,17 @@ _RESERVED = frozenset(
     ]
 )
 AGGREGATES = frozenset({"COUNT", "COUNT_DISTINCT", "SUM", "AVG", "MIN", "MAX"})
+# Salesforce refuses longer statements with MALFORMED_QUERY (SOQL and SOSL limits: "By default, 100,000
+# characters"; message as captured in django-salesforce#164 and IlluminatedCloud#466).
+MAX_LENGTH = 100_000
+TOO_LONG = f"SOQL statements can not be longer than {MAX_LENGTH} characters."
+# How deeply AND / OR / NOT may nest. Salesforce documents no figure; deeper filters are refused as
+# QUERY_TOO_COMPLICATED [UNCONFIRMED threshold], which keeps every later pass over the condition (building,
+# compiling, evaluating: one or two stack frames a level) far from Python's recursion limit.
+MAX_CONDITION_DEPTH = 100
+TOO_COMPLICATED = "Query is either selecting too many fields or the filter conditions are too complicated."
+# LIMIT, OFFSET and the n of a date literal are Java ints in Salesforce.
+MAX_INT = 2**31 - 1
 # Functions real SOQL has and the emulator does not evaluate: named in the error instead of "unknown".
 _OTHER_FUNCTIONS = frozenset(
     [
@@ -111,7 +122,12 @@ def _parser() -> lark.Lark:
 
 
 def parse(text: str) -> Query:
-    """Parse a SOQL query; raises SoqlError(MALFORMED_QUERY) with Salesforce's caret block."""
+    """Parse a SOQL query; raises SoqlError(MALFORMED_QUERY) with Salesforce's caret block.
+
+    SoqlError is the only exception it raises, whatever the text.
+    """
+    if len(text) > MAX_LENGTH:
+        raise SoqlError("MALFORMED_QUERY", TOO_LONG)
     try:
         tree = _parser().parse(text)
     except lark.exceptions.UnexpectedInput as exc:
@@ -151,7 +167,8 @@ def _syntax_error(text: str, exc: lark.exceptions.UnexpectedInput) -> SoqlError:
 
 def _misread_alias(text: str, exc: lark.exceptions.UnexpectedToken) -> Token | None:
     """In `SELECT Id FRM Lead` the grammar reads FRM as an alias and fails at Lead; Salesforce blames FRM."""
-    history = exc.token_history or []
+    # The history holds None before the first token (a misspelt SELECT fails at the first word).
+    history = [t for t in exc.token_history or [] if t is not None]
     if not history or history[-1].type != "NAME" or history[-1].start_pos is None:
         return None
     alias = history[-1]
@@ -189,6 +206,26 @@ def _trees(node: Tree[Token]) -> list[Tree[Token]]:
     return [c for c in node.children if isinstance(c, Tree)]
 
 
+def _condition_depth(tree: Tree[Token]) -> int:
+    """How deeply AND / OR / NOT nest in a condition, counted without recursion."""
+    deepest = 0
+    stack = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if node.data in ("and_", "or_", "not_"):
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in _trees(node))
+    return deepest
+
+
+def _java_int(text: str) -> int | None:
+    """The value of an unsigned integer literal that fits a Java int, else None."""
+    if not text.isdigit() or len(text) > 10:
+        return None
+    value = int(text)
+    return value if value <= MAX_INT else None
+
+
 class _Builder:
     """Turns lark's tree into `Query`, raising Salesforce-shaped errors for what the grammar lets through."""
 
@@ -214,6 +251,9 @@ class _Builder:
         ):
             if name in clauses:
                 raise self.refuse(clauses[name], f"a {feature} clause")
+        for name in ("where_clause", "having_clause"):
+            if name in clauses and _condition_depth(_trees(clauses[name])[0]) > MAX_CONDITION_DEPTH:
+                raise SoqlError("QUERY_TOO_COMPLICATED", TOO_COMPLICATED)
         sobject, sobject_pos = self.from_clause(clauses["from_clause"])
         select, count_only = self.select_clause(clauses["select_clause"])
         where = (
@@ -360,7 +400,9 @@ class _Builder:
         if kind == "string":
             return Value("string", self.decode(token), pos, raw)
         if kind == "number":
-            number: int | float = float(raw) if "." in raw else int(raw)
+            # A literal too long for an exact int is compared as a float (inf beyond the double range).
+            digits = len(raw.lstrip("+-"))
+            number: int | float = float(raw) if "." in raw or digits > 18 else int(raw)
             return Value("number", number, pos, raw)
         if kind == "date":
             try:
@@ -387,10 +429,11 @@ class _Builder:
                 return Value("date_literal", RelativeDate(upper), pos, name_token.value)
         elif upper in dates.WITH_N:
             assert isinstance(n_token, Token)
-            if not n_token.value.isdigit():
+            n = _java_int(n_token.value)
+            if n is None:
                 raise self.fail(n_token)
             text = f"{name_token.value}:{n_token.value}"
-            return Value("date_literal", RelativeDate(upper, int(n_token.value)), pos, text)
+            return Value("date_literal", RelativeDate(upper, n), pos, text)
         if upper.startswith(dates.FISCAL_PREFIXES):
             raise self.refuse(name_token, "a fiscal date literal")
         raise self.fail(name_token)
@@ -399,10 +442,10 @@ class _Builder:
         token = tree.children[0]
         assert isinstance(token, Token)
         try:
-            regex = like_regex(token.value[1:-1])
+            pattern = LikePattern(token.value[1:-1])
         except EscapeError as exc:
             raise self.escape_error(token, exc) from None
-        return Value("like", regex, _pos(token), token.value)
+        return Value("like", pattern, _pos(token), token.value)
 
     def decode(self, token: Token) -> str:
         try:
@@ -444,9 +487,10 @@ class _Builder:
     def count_clause(self, tree: Tree[Token]) -> int:
         token = tree.children[1]
         assert isinstance(token, Token)
-        if not token.value.isdigit():
+        value = _java_int(token.value)
+        if value is None:
             raise self.fail(token)
-        return int(token.value)
+        return value
 
 
 def literal_values(condition: Condition | None) -> list[Any]:

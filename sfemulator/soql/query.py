@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Literal as Kind
 
 from sfemulator.soql.errors import Position
+from sfemulator.soql.literals import LikePattern
 
 ValueKind = Kind["string", "like", "number", "boolean", "null", "date", "datetime", "date_literal"]
 
@@ -23,13 +24,12 @@ class RelativeDate:
 class Value:
     """A literal in a WHERE or HAVING clause.
 
-    `value` by kind: string -> str (escapes decoded); like -> str, a regular expression equivalent to the
-    LIKE pattern; number -> int | float; boolean -> bool; null -> None; date -> datetime.date;
+    `value` by kind: string -> str (escapes decoded); like -> LikePattern (a linear-time matcher); number -> int | float; boolean -> bool; null -> None; date -> datetime.date;
     datetime -> aware datetime.datetime; date_literal -> RelativeDate.
     """
 
     kind: ValueKind
-    value: str | int | float | bool | dt.date | dt.datetime | RelativeDate | None
+    value: str | int | float | bool | dt.date | dt.datetime | RelativeDate | LikePattern | None
     pos: Position
     text: str
 

@@ -8,7 +8,7 @@ client costs nothing, and a reply lost on the wire (a network cut) is simply re-
 from __future__ import annotations
 
 import asyncio
-import json
+import math
 import re
 import secrets
 import threading
@@ -19,7 +19,9 @@ from typing import Any
 
 from aiohttp import web
 
+from sfemulator.edge import UnreadableBody, decode_content
 from sfemulator.streaming._bus import EventBus
+from sfemulator.wire import JsonError, dumps, parse_json
 
 HANDSHAKE = "/meta/handshake"
 CONNECT = "/meta/connect"
@@ -165,8 +167,14 @@ class BayeuxServer:
         if body is None:
             return _json_response([{"successful": False, "error": "413::Maximum Request Size Exceeded"}], 413)
         try:
-            messages = json.loads(body)
-        except ValueError:
+            body = decode_content(body, request.headers.get("Content-Encoding"))
+        except (UnreadableBody, web.HTTPRequestEntityTooLarge):
+            return _json_response([{"successful": False, "error": "400::Invalid JSON"}], 400)
+        if len(body) > MAX_BODY_BYTES:
+            return _json_response([{"successful": False, "error": "413::Maximum Request Size Exceeded"}], 413)
+        try:
+            messages = parse_json(body)
+        except JsonError:  # not JSON, or JSON Salesforce's parser refuses (NaN, nesting too deep)
             return _json_response([{"successful": False, "error": "400::Invalid JSON"}], 400)
         if isinstance(messages, dict):
             messages = [messages]
@@ -206,7 +214,7 @@ class BayeuxServer:
                 raise asyncio.CancelledError
             replies[connect_at], events = outcome
 
-        text = "[" + ",".join([json.dumps(r, separators=(",", ":")) for r in replies] + events) + "]"
+        text = "[" + ",".join([dumps(r).decode() for r in replies] + events) + "]"
         response = web.Response(text=text, content_type="application/json")
         if handshook:
             # Sticky-session cookies as Salesforce sets them; an old one on a re-handshake is never refused.
@@ -348,8 +356,9 @@ class BayeuxServer:
 
         timeout_ms = self.settings.timeout_ms
         advice = message.get("advice")
-        if isinstance(advice, dict) and isinstance(advice.get("timeout"), int | float):
-            timeout_ms = max(0, min(timeout_ms, int(advice["timeout"])))
+        asked = advice.get("timeout") if isinstance(advice, dict) else None
+        if isinstance(asked, int | float) and not isinstance(asked, bool) and math.isfinite(asked):
+            timeout_ms = max(0, min(timeout_ms, int(asked)))
 
         events = self._collect(client)
         if not events and timeout_ms > 0:
@@ -471,4 +480,4 @@ async def _read_limited(request: web.Request, limit: int) -> bytes | None:
 
 
 def _json_response(payload: list[dict[str, Any]], status: int) -> web.Response:
-    return web.Response(text=json.dumps(payload), status=status, content_type="application/json")
+    return web.Response(body=dumps(payload), status=status, content_type="application/json")

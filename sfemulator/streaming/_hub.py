@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import random
 import uuid
 import weakref
@@ -12,6 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
+from sfemulator.edge import read_body
 from sfemulator.streaming import _pushtopic
 from sfemulator.streaming._bayeux import BayeuxServer, HubSettings
 from sfemulator.streaming._bus import EventBus
@@ -23,6 +25,9 @@ from sfemulator.streaming._events import (
     header_only_body,
     is_platform_event,
 )
+from sfemulator.wire import JsonError, parse_json
+
+log = logging.getLogger("sfemulator.streaming")
 
 HOUR_MS = 3_600_000
 # Objects that exist in the org but are not enabled for Change Data Capture.
@@ -84,7 +89,10 @@ class _OrgEvents:
 
     def on_commit(self, commit: Any) -> None:
         items = commit_events(commit, NOT_CDC_ENABLED)
-        items.extend(self.topics.events_for(commit))
+        try:
+            items.extend(self.topics.events_for(commit))
+        except Exception:  # a bug in topic matching must not cost the transaction its change events
+            log.exception("streaming.pushtopic_events_failed")
         if items:
             self.publish(items)
 
@@ -237,8 +245,8 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
     if not request.can_read_body:
         return {}
     try:
-        body = await request.json()
-    except ValueError:
+        body = parse_json(await read_body(request))
+    except JsonError:
         return {}
     return body if isinstance(body, dict) else {}
 

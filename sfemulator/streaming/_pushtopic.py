@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
+import logging
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from sfemulator.soql import SoqlError, parse
+from sfemulator.soql.literals import LikePattern
 from sfemulator.soql.query import And, Comparison, Condition, FieldPath, Not, Or, Query, Value
 from sfemulator.streaming._bus import EventBody
 from sfemulator.streaming._events import iso_ms
+
+log = logging.getLogger("sfemulator.streaming")
 
 _TYPES = {"CREATE": "created", "UPDATE": "updated", "DELETE": "deleted", "UNDELETE": "undeleted"}
 _FLAG = {
@@ -155,7 +158,8 @@ def _compare(actual: Any, op: str, value: Value) -> bool:
     if value.kind == "like":
         return (
             isinstance(actual, str)
-            and re.fullmatch(str(value.value), actual, re.IGNORECASE | re.DOTALL) is not None
+            and isinstance(value.value, LikePattern)
+            and value.value.matches(actual.lower())
         )
     if actual is None:
         return op == "!="
@@ -258,7 +262,11 @@ class PushTopics:
                     continue
                 record = self._record_after(change)
                 for topic in topics:
-                    body = self._event(topic, commit, change, record)
+                    try:
+                        body = self._event(topic, commit, change, record)
+                    except Exception:  # one topic's bug never costs the others (or CDC) their events
+                        log.exception("streaming.pushtopic_failed topic=%s", topic.name)
+                        continue
                     if body is not None:
                         out.append((f"/topic/{topic.name}", body))
             return out
