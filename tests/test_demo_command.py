@@ -53,5 +53,8 @@ def test_demo_follows_deals_to_rewards_totals_and_emails(out: str) -> None:
     assert "to ada@advocates.example: An update on your referral Tom Okafor" in emails
     assert "katherine@advocates.example" not in emails  # opted out of program emails
     totals = out.split("Advocates' totals")[1]
+    assert "owed" in totals and "awaiting approval" in totals
     grace = next(line for line in totals.splitlines() if line.startswith("Grace Hopper"))
-    assert grace.split()[2:5] == ["1", "1", "0.00"]
+    assert grace.split()[2:6] == ["1", "1", "0.00", "0.00"]  # her reward is paid: nothing owed
+    alan = next(line for line in totals.splitlines() if line.startswith("Alan Turing"))
+    assert alan.split()[2:6] == ["2", "1", "0.00", "1,000.00"]  # above 500: not owed until approved
