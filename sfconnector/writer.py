@@ -47,7 +47,7 @@ from sfconnector.salesforce import (
 from sfconnector.salesforce.client import parse_save_results
 from sfconnector.salesforce.errors import error_from_body
 from sfconnector.soql import IdList, chunked_in, is_record_id, soql
-from sfconnector.state import OutboxEntry, StateStore
+from sfconnector.state import CREATE_OPS, OutboxEntry, StateStore
 
 _log = structlog.get_logger("sfconnector.writer")
 
@@ -96,6 +96,9 @@ class _RoundFailed(SfconnectorError):
         self.errors = errors
 
 
+AUTO_ASSIGN = "Sforce-Auto-Assign"
+
+
 @dataclass
 class _Tally:
     done: int = 0
@@ -115,6 +118,7 @@ class _WriteOp:
     ext_field: str | None
     entries: list[OutboxEntry]
     records: list[dict[str, Any]]
+    assign: bool = False  # create with the org's assignment rules (Sforce-Auto-Assign: TRUE)
 
     def subrequest(self) -> CompositeSubrequest:
         body = {"allOrNone": False, "records": self.records}
@@ -124,7 +128,8 @@ class _WriteOp:
             return CompositeSubrequest(
                 "PATCH", f"composite/sobjects/{self.sobject}/{self.ext_field}", self.ref, body
             )
-        return CompositeSubrequest("POST", "composite/sobjects", self.ref, body)
+        headers = {AUTO_ASSIGN: "TRUE"} if self.assign else None
+        return CompositeSubrequest("POST", "composite/sobjects", self.ref, body, http_headers=headers)
 
 
 class OutboxWriter:
@@ -236,7 +241,7 @@ class OutboxWriter:
     def _round(self, entries: list[OutboxEntry], tally: _Tally, now: datetime) -> None:
         updates = [e for e in entries if e.op == "update"]
         upserts = [e for e in entries if e.op == "upsert"]
-        creates = [e for e in entries if e.op == "create_once"]
+        creates = [e for e in entries if e.op in CREATE_OPS]
         emails = [e for e in entries if e.op == "email"]
 
         for entry in [*updates, *creates]:
@@ -374,12 +379,14 @@ class OutboxWriter:
         ops: list[_WriteOp] = []
         counter = iter(range(10_000))
 
-        def add(kind: str, sobject: str, ext: str | None, group: list[OutboxEntry]) -> None:
+        def add(
+            kind: str, sobject: str, ext: str | None, group: list[OutboxEntry], assign: bool = False
+        ) -> None:
             normal = [e for e in group if e.key not in tally.solo]
             solos = [[e] for e in group if e.key in tally.solo]
             for chunk in [*_chunks(normal, COLLECTION_MAX), *solos]:
                 records = [_record(kind, e) for e in chunk]
-                ops.append(_WriteOp(f"w{next(counter)}", kind, sobject, ext, chunk, records))
+                ops.append(_WriteOp(f"w{next(counter)}", kind, sobject, ext, chunk, records, assign))
 
         if updates:
             add("update", "", None, updates)
@@ -388,8 +395,13 @@ class OutboxWriter:
             by_upsert[(entry.sobject, str(entry.external_id_field))].append(entry)
         for (sobject, ext), group in by_upsert.items():
             add("upsert", sobject, ext, group)
-        if creates:
-            add("create", "", None, creates)
+        # A create the org's assignment rules must see goes in its own call: the header is per request.
+        plain = [e for e in creates if e.op != "create_assigned"]
+        assigned = [e for e in creates if e.op == "create_assigned"]
+        if plain:
+            add("create", "", None, plain)
+        if assigned:
+            add("create", "", None, assigned, assign=True)
         return ops
 
     def _run_writes(self, ops: list[_WriteOp], tally: _Tally, now: datetime) -> None:
@@ -421,7 +433,7 @@ class OutboxWriter:
             elif op.kind == "upsert":
                 results = self._client.collection_upsert(op.sobject, str(op.ext_field), op.records)
             else:
-                results = self._client.collection_create(op.records)
+                results = self._client.collection_create(op.records, auto_assign=op.assign)
         except SalesforceApiError as exc:
             self._op_failed(op, exc, tally, now)
             return
@@ -595,7 +607,7 @@ def _target(entry: OutboxEntry) -> tuple[str, ...]:
     if entry.op == "upsert":
         ext = str(entry.external_id_field)
         return ("key", entry.sobject, ext, str(entry.fields.get(ext, "")).lower())
-    if entry.op == "create_once":
+    if entry.op in CREATE_OPS:
         return (
             "key",
             entry.sobject,
@@ -638,8 +650,8 @@ def _invalid(entry: OutboxEntry) -> str | None:
             return f"invalid record id {entry.record_id!r}"
         if any(not _IDENT.match(f) for f in entry.expect or {}):
             return "invalid field name in expect"
-    if entry.op in ("upsert", "create_once"):
-        ext = entry.external_id_field or (DEFAULT_CREATE_KEY_FIELD if entry.op == "create_once" else "")
+    if entry.op == "upsert" or entry.op in CREATE_OPS:
+        ext = entry.external_id_field or (DEFAULT_CREATE_KEY_FIELD if entry.op in CREATE_OPS else "")
         if not _IDENT.match(ext):
             return f"invalid external id field {ext!r}"
         if entry.op == "upsert" and entry.fields.get(ext) in (None, ""):

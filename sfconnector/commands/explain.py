@@ -31,58 +31,20 @@ def _messages(path: Path) -> list[dict[str, Any]]:
 
 
 def _lead_message(client: Any, config: Config, lead_id: str) -> dict[str, Any]:
-    """A lead as its create event would carry it, built from its current record."""
-    from sfconnector.soql import soql
+    """The lead as its create event would carry it, read and dated exactly as the reconciliation sweep does
+    (the same columns as the daemon's own re-read), so all three decide a lead the same way."""
+    from sfconnector.pipeline.lead_reader import LeadReader
+    from sfconnector.reconcile._findings import parse_datetime
+    from sfconnector.reconcile._replay import lead_created
 
-    lead = config.mapping.lead
-    fields = sorted(
-        {
-            "Id",
-            "OwnerId",
-            "CreatedDate",
-            lead.email,
-            lead.first_name,
-            lead.last_name,
-            lead.company,
-            lead.referral_code,
-            lead.channel,
-            lead.advocate,
-            "LeadSource",
-            "Country",
-            "State",
-            "NumberOfEmployees",
-        }
-    )
     try:
-        rows = client.query(
-            soql(f"SELECT {', '.join(fields)} FROM {lead.object} WHERE Id = {{id}}", id=lead_id)
-        )
+        rows = LeadReader(client, config.mapping, config.routing).read([lead_id])
     except ValueError as exc:
         fail(str(exc))
     if not rows:
         fail(f"no lead {lead_id}")
-    row = {k: v for k, v in rows[0].items() if k != "attributes"}
-    return {
-        "channel": "/data/LeadChangeEvent",
-        "data": {
-            "schema": "explain",
-            "payload": {
-                **{k: v for k, v in row.items() if k != "Id"},
-                "ChangeEventHeader": {
-                    "entityName": lead.object,
-                    "recordIds": [row["Id"]],
-                    "changeType": "CREATE",
-                    "changeOrigin": "",
-                    "transactionKey": f"explain-{row['Id']}",
-                    "sequenceNumber": 1,
-                    "commitTimestamp": 0,
-                    "commitUser": "",
-                    "commitNumber": 0,
-                },
-            },
-            "event": {"replayId": 0},
-        },
-    }
+    [row] = rows.values()
+    return lead_created(row, config.mapping, parse_datetime(row.get("CreatedDate")))
 
 
 @click.command("explain")

@@ -127,6 +127,7 @@ class BatchProcessor:
             emails=[c.email for c in candidates],
             exclude_lead_ids=[c.lead_id for c in candidates if c.lead_id],
             fetch_lead_ids=[c.lead_id for c in candidates if c.needs_lead_fetch and c.lead_id],
+            owner_ids=[c.current_owner_id or c.standard_owner_id for c in candidates],
         )
         now = self._clock()
         outcomes: list[ReferralOutcome] = []

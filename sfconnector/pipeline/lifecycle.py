@@ -34,9 +34,11 @@ from sfconnector.pipeline.lifecycle_events import LifecycleSignals, lifecycle_si
 from sfconnector.pipeline.lifecycle_reads import (
     AdvocateRow,
     LifecycleReader,
+    RecordOwner,
     ReferralRow,
     RewardRow,
     id15,
+    owner_of,
 )
 from sfconnector.pipeline.lookups import OrgLookups, Querier
 from sfconnector.pipeline.referrals import DecisionRules, ReferralOutcome
@@ -307,6 +309,7 @@ class _Batch:
         self.dirty: set[str] = set()  # advocates whose totals this batch may change
         self.aggregates_read = False
         self.advocates: dict[str, AdvocateRow] = {}
+        self.opportunity_owners: dict[str, RecordOwner] = {}  # opportunity id (15) -> its owner
         self.event_keys_by_advocate: dict[str, set[str]] = {}
         self.status_changes: list[tuple[ReferralRow, StatusDecision]] = []  # told once advocates are read
         # What Salesforce holds for the keys read, and its aggregates per advocate: totals are the aggregates
@@ -435,6 +438,10 @@ class _Batch:
             for row in rows:
                 self._touch(row.advocate_id, signals.opportunities[opp].event_key)
         opportunities = self.reader.opportunities(list(linked)) if linked else {}
+        for opp15, read in opportunities.items():
+            owner = owner_of(read)
+            if owner is not None:
+                self.opportunity_owners[opp15] = owner
         if not self.touched:
             return self.result
         self._read_advocates(list(linked))
@@ -806,7 +813,19 @@ class _Batch:
             program=advocate.program,
         )
 
+    def _person(self, row: ReferralRow, advocate: AdvocateRow) -> RecordOwner | None:
+        """Who works this referral now, for the rep task and the advocate's email: the rep who owns its
+        opportunity (who won it), else the advocate's owner; never an inactive user, never a queue."""
+        candidates = [
+            self.opportunity_owners.get(id15(row.opportunity_id)) if row.opportunity_id else None,
+            RecordOwner(advocate.owner_id, advocate.owner_name, advocate.owner_active)
+            if advocate.owner_id
+            else None,
+        ]
+        return next((c for c in candidates if c is not None and c.is_active_user), None)
+
     def _view(self, row: ReferralRow, advocate: AdvocateRow) -> ReferralView:
+        person = self._person(row, advocate)
         return ReferralView(
             key=row.key,
             name=row.name,
@@ -816,15 +835,15 @@ class _Batch:
             lead_id=row.lead_id,
             contact_id=row.contact_id,
             opportunity_id=row.opportunity_id,
-            owner_name=advocate.owner_name,
+            owner_name=person.name if person else None,
         )
 
     def _send_status(self, row: ReferralRow, decision: StatusDecision, advocate: AdvocateRow) -> None:
         change = StatusChange(self._view(row, advocate), decision.status, decision.previous_status)
         contact = self._contact(advocate)
         self._email(decide_notification(change, contact, self.templates))
-        owner = advocate.owner_id if advocate.owner_id and advocate.owner_id.startswith("005") else None
-        task = decide_rep_task(change, contact, owner, self.templates)
+        person = self._person(row, advocate)
+        task = decide_rep_task(change, contact, person.id if person else None, self.templates)
         if task is not None:
             self.result.outbox.append(rep_task_entry(task, self.now.astimezone(UTC).date()))
 

@@ -113,6 +113,32 @@ class AdvocateRow:
     referral_code: str | None
     totals: tuple[int, int, Decimal] | None  # Total_Referrals__c, Successful_Referrals__c, Reward_Balance__c
     fields: Mapping[str, Any] = field(default_factory=dict)
+    owner_active: bool | None = None  # None: not read
+
+
+@dataclass(frozen=True)
+class RecordOwner:
+    """Who owns a record, as a task or an email may name them: a user (active or not) or a queue."""
+
+    id: str
+    name: str | None
+    active: bool | None  # None: a queue, or not read
+
+    @property
+    def is_active_user(self) -> bool:
+        return self.id.startswith("005") and self.active is not False
+
+
+def owner_of(row: Mapping[str, Any], owner_field: str = "OwnerId") -> RecordOwner | None:
+    """The owner of a queried row that selected `OwnerId, Owner.Name, Owner.IsActive`."""
+    owner_id = row.get(owner_field)
+    if not owner_id:
+        return None
+    owner = row.get("Owner") if isinstance(row.get("Owner"), Mapping) else {}
+    active = (owner or {}).get("IsActive")
+    return RecordOwner(
+        str(owner_id), _str((owner or {}).get("Name")), active if isinstance(active, bool) else None
+    )
 
 
 def opportunity_fields_read(rules: RewardRules | None) -> list[str]:
@@ -299,7 +325,17 @@ class LifecycleReader:
 
     def opportunities(self, opportunity_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """Opportunity id (15) -> Amount, CloseDate, StageName, IsWon, IsClosed and what the reward rules read."""
-        base = ["Id", "Amount", "CloseDate", "StageName", "IsWon", "IsClosed"]
+        base = [
+            "Id",
+            "Amount",
+            "CloseDate",
+            "StageName",
+            "IsWon",
+            "IsClosed",
+            "OwnerId",
+            "Owner.Name",
+            "Owner.IsActive",
+        ]
         seen = {f.lower() for f in base}
         select = base + [f for f in self._opportunity_extra if f.lower() not in seen]
         rows = self._query_in(
@@ -316,6 +352,7 @@ class LifecycleReader:
             adv.email_opt_out,
             adv.owner,
             "Owner.Name",
+            "Owner.IsActive",
             adv.program,
             adv.preferred_reward,
             adv.status,
@@ -349,6 +386,9 @@ class LifecycleReader:
                 referral_code=_str(row.get(adv.referral_code)),
                 totals=totals,
                 fields={k: v for k, v in row.items() if k not in ("attributes", "Owner")},
+                owner_active=(owner or {}).get("IsActive")
+                if isinstance((owner or {}).get("IsActive"), bool)
+                else None,
             )
         return out
 

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from sfconnector.mapping.codes import normalise_code
 from sfconnector.mapping.model import SchemaMapping
+from sfconnector.pipeline.lead_reader import LeadReader
 from sfconnector.rules.model import (
     AdvocateFacts,
     ExistingContact,
@@ -55,6 +56,7 @@ class BatchLookups:
     queues: Mapping[str, str] = field(default_factory=dict)  # lower-case queue name -> Group id
     users: Mapping[str, str] = field(default_factory=dict)  # lower-case username -> User id
     user_names: Mapping[str, str] = field(default_factory=dict)  # User id (15) -> Name
+    inactive_users: frozenset[str] = frozenset()  # User ids (15) known to be inactive
 
 
 def _dt(value: Any) -> datetime:
@@ -110,6 +112,9 @@ class OrgLookups:
         self._index: tuple[float, dict[str, str]] | None = None
         self._targets: tuple[dict[str, str], dict[str, str]] | None = None
         self._user_names: dict[str, str] = {}
+        self._lead_reader = LeadReader(client, mapping, rules)
+        self._people_read: set[str] = set()  # user ids (15) whose name and active flag were read
+        self._inactive: set[str] = set()
 
     # -- cache control ----------------------------------------------------------------------------------
 
@@ -132,7 +137,10 @@ class OrgLookups:
         emails: Iterable[str | None],
         exclude_lead_ids: Iterable[str] = (),
         fetch_lead_ids: Iterable[str] = (),
+        owner_ids: Iterable[str | None] = (),
     ) -> BatchLookups:
+        """`owner_ids`: the leads' current owners, whose names and whether they are active the rep task and
+        the advocate's email need when a lead stays with its owner."""
         leads = self._leads(sorted(set(fetch_lead_ids)))
         lead = self._mapping.lead
         more_codes = [str(f.get(lead.referral_code) or "") for f in leads.values()]
@@ -140,6 +148,7 @@ class OrgLookups:
         advocates = self._advocates_by_code([*codes, *more_codes])
         email_list = _lower_emails([*emails, *more_emails])
         queues, users = self._routing_targets()
+        self._read_people([*owner_ids, *(f.get(lead.owner) for f in leads.values())])
         return BatchLookups(
             advocates=advocates,
             leads=leads,
@@ -149,7 +158,28 @@ class OrgLookups:
             queues=queues,
             users=users,
             user_names=dict(self._user_names),
+            inactive_users=frozenset(self._inactive),
         )
+
+    def _read_people(self, owner_ids: Iterable[Any]) -> None:
+        """Names and active flags of the users among `owner_ids` not read yet (queues are not people)."""
+        unknown = sorted(
+            {
+                str(i)
+                for i in owner_ids
+                if isinstance(i, str) and i.startswith("005") and i[:15] not in self._people_read
+            }
+        )
+        if not unknown:
+            return
+        for row in self._query_in(
+            "SELECT Id, Name, IsActive FROM User WHERE Id IN {values}", unknown, ids=True
+        ):
+            uid = str(row["Id"])[:15]
+            self._user_names[uid] = str(row.get("Name") or "")
+            if row.get("IsActive") is False:
+                self._inactive.add(uid)
+        self._people_read.update(i[:15] for i in unknown)
 
     def _query_in(self, template: str, values: Sequence[Any], *, ids: bool = False) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []
@@ -257,16 +287,7 @@ class OrgLookups:
         )
 
     def _leads(self, lead_ids: Sequence[str]) -> dict[str, Mapping[str, Any]]:
-        if not lead_ids:
-            return {}
-        lead = self._mapping.lead
-        template = (
-            f"SELECT Id, {lead.owner}, {lead.email}, {lead.first_name}, {lead.last_name}, {lead.company}, "
-            f"{lead.referral_code}, {lead.channel}, {lead.advocate}, {lead.is_converted}, CreatedDate "
-            f"FROM {lead.object} WHERE Id IN {{values}}"
-        )
-        rows = self._query_in(template, lead_ids, ids=True)
-        return {str(r["Id"]): {k: v for k, v in r.items() if k != "attributes"} for r in rows}
+        return self._lead_reader.read(lead_ids) if lead_ids else {}
 
     def _existing_leads(
         self, emails: Sequence[str], exclude: set[str]

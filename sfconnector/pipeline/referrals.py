@@ -178,6 +178,27 @@ def decide_referral(
     return ReferralOutcome(c, advocate, routing, attribution, owner_id, outbox, log, notification)
 
 
+def _person(
+    c: ReferralCandidate,
+    routing: RoutingDecision,
+    owner_id: str | None,
+    advocate: AdvocateRecord,
+    lookups: BatchLookups,
+) -> tuple[str | None, str | None]:
+    """The person who will work the lead (user id for the rep task, name for the advocate's email): the
+    routed user, or whoever the lead stays with (its standard owner, or the person who took it over).
+    (None, None) when a queue has it, the user is inactive, or the org's assignment rules have yet to choose.
+    """
+    person = owner_id if owner_id and routing.changes_owner else (c.current_owner_id or c.standard_owner_id)
+    if not person or not person.startswith("005") or person[:15] in lookups.inactive_users:
+        return None, None
+    if advocate.facts.owner_id and person[:15] == advocate.facts.owner_id[:15]:
+        if advocate.owner_active is False:
+            return None, None
+        return person, advocate.owner_name or lookups.user_names.get(person[:15])
+    return person, lookups.user_names.get(person[:15])
+
+
 def _writes(
     c: ReferralCandidate,
     fields: dict[str, Any],
@@ -202,10 +223,13 @@ def _writes(
             lead_fields[m.lead.owner] = owner_id
         if credited and advocate:
             lead_fields[m.lead.advocate] = advocate.facts.advocate_id
+        routed = bool(owner_id and routing.changes_owner)
         entries.append(
             OutboxEntry(
                 key=lead_key,
-                op="upsert",
+                # Routed: upserted with its owner. Otherwise created once with the org's assignment rules
+                # applied, so it lands where they put any other lead, not with the integration user.
+                op="upsert" if routed else "create_assigned",
                 sobject=m.lead.object,
                 fields=lead_fields,
                 external_id_field="External_Key__c",
@@ -260,6 +284,7 @@ def _writes(
     )
     notification: Notification | NotificationSkipped | None = None
     if credited and advocate is not None:
+        person_id, person_name = _person(c, routing, owner_id, advocate, lookups)
         view = ReferralView(
             key=c.referral_key,
             name=_full_name(fields, rules) or None,
@@ -267,7 +292,7 @@ def _writes(
             channel=c.channel,
             status=attribution.referral_status,
             lead_id=lead_ref,
-            owner_name=lookups.user_names.get((owner_id or "")[:15]) or advocate.owner_name,
+            owner_name=person_name,
         )
         change = StatusChange(view, attribution.referral_status)
         contact = AdvocateContact(
@@ -279,8 +304,7 @@ def _writes(
             referral_code=advocate.facts.referral_code,
             program=advocate.facts.fields.get(m.advocate.program),
         )
-        task_owner = owner_id if owner_id and owner_id.startswith("005") else None
-        task = decide_rep_task(change, contact, task_owner, rules.notifications)
+        task = decide_rep_task(change, contact, person_id, rules.notifications)
         if task is not None:
             entries.append(
                 rep_task_entry(task, now.astimezone(UTC).date(), priority="High", depends_on=depends)

@@ -27,6 +27,7 @@ import structlog
 from sfconnector.clock import Clock, system_clock
 from sfconnector.mapping.codes import normalise_code
 from sfconnector.pipeline.batch import BatchProcessor
+from sfconnector.pipeline.lead_reader import lead_fields
 from sfconnector.pipeline.lifecycle import PipelineLookups, PipelineRules
 from sfconnector.pipeline.lookups import OrgLookups
 from sfconnector.pipeline.referrals import REASON_MAX, DecisionRules, ReferralOutcome
@@ -47,7 +48,6 @@ from sfconnector.reconcile._findings import (
     relationship,
 )
 from sfconnector.rules.lifecycle import WON, ReferralEvent, ReferralState, next_referral_status
-from sfconnector.rules.routing import fields_read
 from sfconnector.soql import IdList, chunked_in, soql
 from sfconnector.state import DecidedBatch, OutboxEntry, StateStore
 
@@ -272,28 +272,8 @@ class Reconciler:
         return found
 
     def lead_fields(self) -> list[str]:
-        """The lead columns the sweep reads: what a create event carries that the rules look at."""
-        lead = self._rules.mapping.lead
-        base = [
-            "Id",
-            lead.owner,
-            lead.email,
-            lead.first_name,
-            lead.last_name,
-            lead.company,
-            lead.referral_code,
-            lead.channel,
-            lead.advocate,
-            lead.status,
-            lead.is_converted,
-            lead.converted_contact,
-            lead.converted_opportunity,
-            "CreatedDate",
-            "LastModifiedDate",
-        ]
-        from_rules, _ = fields_read(self._rules.routing)
-        seen = {f.lower() for f in base}
-        return base + sorted(f for f in from_rules if f.lower() not in seen)
+        """The lead columns the sweep reads: the same as every other reader of a referred lead."""
+        return list(lead_fields(self._rules.mapping, self._rules.routing))
 
     # -- referrals: wrong owners, status lags, missing rewards -------------------------------------------
 

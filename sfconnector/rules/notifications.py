@@ -74,6 +74,8 @@ REFERRAL_PLACEHOLDERS = frozenset(
         "owner.name",
     }
 )
+NO_PERSON = "Our team"  # what {owner.name} says when no one person owns the referral
+
 REWARD_PLACEHOLDERS = frozenset({"reward.amount", "reward.type", "reward.status", "reward.payable_on"})
 PLACEHOLDERS = REFERRAL_PLACEHOLDERS | REWARD_PLACEHOLDERS
 
@@ -415,7 +417,8 @@ def _values(change: StatusChange, advocate: AdvocateContact) -> dict[str, str]:
         "referral.company": referral.company or "",
         "referral.channel": referral.channel or "",
         "referral.status": referral.status or "",
-        "owner.name": referral.owner_name or "",
+        # No person yet (a queue has the lead, or the org's rules have still to assign it): no name is promised.
+        "owner.name": referral.owner_name or NO_PERSON,
     }
     if change.reward is not None:
         reward = change.reward

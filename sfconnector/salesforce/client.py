@@ -156,11 +156,15 @@ class SalesforceClient:
     # -- sObject Collections ----------------------------------------------------------------------------
 
     def collection_create(
-        self, records: Sequence[Mapping[str, Any]], all_or_none: bool = False
+        self, records: Sequence[Mapping[str, Any]], all_or_none: bool = False, *, auto_assign: bool = False
     ) -> list[SaveResult]:
-        """Insert records (each with ``attributes.type``), 200 per call; results in request order."""
+        """Insert records (each with ``attributes.type``), 200 per call; results in request order.
+
+        ``auto_assign`` lets the org's active assignment rules choose the owner of created leads (the one
+        write that sends ``Sforce-Auto-Assign: TRUE``)."""
         _require_types(records)
-        return self._collection("POST", "composite/sobjects", records, all_or_none)
+        headers = {"Sforce-Auto-Assign": "TRUE"} if auto_assign else None
+        return self._collection("POST", "composite/sobjects", records, all_or_none, headers=headers)
 
     def collection_update(
         self, records: Sequence[Mapping[str, Any]], all_or_none: bool = False
@@ -190,12 +194,19 @@ class SalesforceClient:
         return self._collection("PATCH", path, typed, all_or_none)
 
     def _collection(
-        self, method: str, path: str, records: Sequence[Mapping[str, Any]], all_or_none: bool
+        self,
+        method: str,
+        path: str,
+        records: Sequence[Mapping[str, Any]],
+        all_or_none: bool,
+        headers: Mapping[str, str] | None = None,
     ) -> list[SaveResult]:
         results: list[SaveResult] = []
         for start in range(0, len(records), COLLECTION_CHUNK):
             chunk = [dict(r) for r in records[start : start + COLLECTION_CHUNK]]
-            body = self._json(self._send(method, path, json={"allOrNone": all_or_none, "records": chunk}))
+            body = self._json(
+                self._send(method, path, json={"allOrNone": all_or_none, "records": chunk}, headers=headers)
+            )
             results.extend(parse_save_results(body))
         return results
 
@@ -283,8 +294,8 @@ class SalesforceClient:
                 "Sforce-Call-Options": f"client={self._settings.client_name}",
             }
             sent.pop("X-PrettyPrint", None)
-            if method != "GET":
-                sent["Sforce-Auto-Assign"] = "FALSE"
+            if method != "GET":  # FALSE unless the caller asked for the org's assignment rules
+                sent["Sforce-Auto-Assign"] = (headers or {}).get("Sforce-Auto-Assign", "FALSE")
             started = time.monotonic()
             try:
                 response = self._session.request(

@@ -3,6 +3,7 @@
 from ._migrations import MIGRATIONS, Migration
 from ._store import StateStore
 from ._types import (
+    CREATE_OPS,
     ChannelStatus,
     DeadLetter,
     DecidedBatch,
@@ -15,6 +16,7 @@ from ._types import (
 )
 
 __all__ = [
+    "CREATE_OPS",
     "MIGRATIONS",
     "ChannelStatus",
     "DeadLetter",

@@ -9,7 +9,8 @@ from typing import Any
 
 from sfconnector.errors import SfconnectorError
 
-OUTBOX_OPS = frozenset({"update", "upsert", "create_once", "email"})
+OUTBOX_OPS = frozenset({"update", "upsert", "create_once", "create_assigned", "email"})
+CREATE_OPS = frozenset({"create_once", "create_assigned"})  # look for the key first, then create
 
 
 class StateError(SfconnectorError):
@@ -21,7 +22,8 @@ class OutboxEntry:
     """One Salesforce write decided by the pipeline, keyed by a deterministic idempotency key."""
 
     key: str  # e.g. "lead-owner:<LeadId>", "referral:<LeadId>", "task:<LeadId>:call-advocate"
-    op: str  # "update" | "upsert" | "create_once" | "email"
+    op: str  # "update" | "upsert" | "create_once" | "create_assigned" (create_once, with the org's assignment
+    # rules choosing the owner) | "email"
     sobject: str  # "Lead", "Referral__c", "Task"; "" for email
     fields: Mapping[str, Any]  # JSON-serialisable; for upsert includes the external id field's value
     record_id: str | None = None  # for update
