@@ -117,14 +117,14 @@ def promotion_dicts(draw: st.DrawFn, i: int) -> dict[str, Any]:
 
 
 @st.composite
-def reward_rules(
+def reward_sections(
     draw: st.DrawFn,
     promotions: bool = True,
     caps: bool = True,
     cap_applies: str | None = None,
     placements: bool = False,
-) -> RewardRules:
-    """Compiled rules; `cap_applies` sets the section's placement, `placements` lets rules choose their own."""
+) -> dict[str, Any]:
+    """A valid `rewards:` section; `cap_applies` sets the section's placement, `placements` lets rules choose."""
     count = draw(st.integers(1, 3))
     section: dict[str, Any] = {
         "rules": [draw(rule_dicts(f"rule{i}", caps, placements)) for i in range(count)],
@@ -137,6 +137,19 @@ def reward_rules(
         section["approval_above"] = draw(money)
     if cap_applies is not None:
         section["cap_applies"] = cap_applies
+    return section
+
+
+@st.composite
+def reward_rules(
+    draw: st.DrawFn,
+    promotions: bool = True,
+    caps: bool = True,
+    cap_applies: str | None = None,
+    placements: bool = False,
+) -> RewardRules:
+    """Compiled `reward_sections`."""
+    section = draw(reward_sections(promotions, caps, cap_applies, placements))
     problems: list[Problem] = []
     rules = compile_rewards(section, problems)
     assert problems == [], (section, problems)

@@ -480,13 +480,14 @@ def _cap_applies(value: object, path: ConfigPath, report: ReportProblem) -> CapA
     for choice in CAP_APPLIES:
         if value == choice:
             return choice
-    report(
-        path,
-        f"cap_applies must be {AFTER_PROMOTIONS} or {BEFORE_PROMOTIONS}, not {value!r}",
-        did_you_mean(str(value), CAP_APPLIES)
-        if isinstance(value, str)
-        else f"{AFTER_PROMOTIONS}: min and max bound the final amount; {BEFORE_PROMOTIONS}: the base",
-    )
+    if isinstance(value, str):
+        report(path, f"unknown cap_applies {value!r}", did_you_mean(value, CAP_APPLIES))
+    else:
+        report(
+            path,
+            f"cap_applies must be {AFTER_PROMOTIONS} or {BEFORE_PROMOTIONS}, not {value!r}",
+            f"{AFTER_PROMOTIONS}: min and max bound the final amount; {BEFORE_PROMOTIONS}: the base",
+        )
     return None
 
 
@@ -810,7 +811,7 @@ def _compile_clawback(raw: object, path: ConfigPath, report: ReportProblem) -> C
     check_keys(raw, CLAWBACK_KEYS, path, report)
     within = _int(raw.get("within_days"), (*path, "within_days"), report, MAX_DAYS)
     status = raw.get("adjustment_status", APPROVED)
-    if status not in (APPROVED, PENDING_APPROVAL):
+    if status not in ADJUSTMENT_STATUSES:
         report(
             (*path, "adjustment_status"),
             f"bad status {status!r}",
