@@ -300,7 +300,7 @@ def test_first_matching_rule_wins_unless_it_continues() -> None:
         (None, "bill credit", "Bill Credit"),
         (None, None, "Commission"),  # the section default
         (None, "Lottery Ticket", "Commission"),
-        ("Gift Card", "Charity", "Gift Card"),
+        ("Gift Card", "Charity", "Gift Card"),  # the rule's type beats the advocate's preference
         ("preferred", "Charity", "Charity"),
     ],
 )
@@ -314,6 +314,37 @@ def test_reward_type_from_preference_or_default(
     assert (
         only(decide_rewards(won(), advocate(preferred_reward=preferred), [], rules, TODAY)).type == expected
     )
+
+
+@pytest.mark.parametrize(
+    ("preferred", "expected"), [(None, "Bill Credit"), ("Raffle", "Bill Credit"), ("charity", "Charity")]
+)
+def test_a_rules_default_type_beats_the_sections_but_not_a_usable_preference(
+    preferred: str | None, expected: str
+) -> None:
+    rules = compile_ok(
+        {"default_type": "Commission", "rules": [{"name": "b", "amount": 80, "default_type": "Bill Credit"}]}
+    )
+    assert (
+        only(decide_rewards(won(), advocate(preferred_reward=preferred), [], rules, TODAY)).type == expected
+    )
+
+
+@pytest.mark.parametrize(
+    ("won_on", "status", "amount"),
+    [(date(2026, 6, 1), "Approved", "360.00"), (date(2026, 12, 5), "Pending Approval", "450.00")],
+)
+def test_approval_threshold_is_compared_with_the_final_amount(won_on: date, status: str, amount: str) -> None:
+    """3% of 12,000 = 360 passes a 400 threshold; inside a x2 promotion it is 720, capped at 450: above it."""
+    rules = compile_ok(
+        {
+            "approval_above": 400,
+            "rules": [{"name": "p", "percent": 3, "max": 450}],
+            "promotions": [{"name": "x2", "from": "2026-12-01", "to": "2026-12-31", "multiply": 2}],
+        }
+    )
+    decision = only(decide_rewards(won(won_on=won_on), advocate(), [], rules, TODAY))
+    assert (decision.status, decision.amount) == (status, Decimal(amount))
 
 
 @pytest.mark.parametrize(
