@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint typecheck unit dates demo emulator bench clean
+.PHONY: install test lint typecheck unit dates demo emulator bench clean salesforce-tools
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -20,7 +20,18 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP)
+# Salesforce's source-deploy-retrieve (Node), pinned by salesforce/.tools/package-lock.json, for the test that
+# converts salesforce/ the way `sf project deploy start` does. Reinstalled only when the lock file changes.
+SF_TOOLS := salesforce/.tools
+SF_TOOLS_STAMP := $(SF_TOOLS)/node_modules/.installed
+
+$(SF_TOOLS_STAMP): $(SF_TOOLS)/package.json $(SF_TOOLS)/package-lock.json
+	cd $(SF_TOOLS) && npm ci --engine-strict --no-audit --no-fund --loglevel=error
+	touch $(SF_TOOLS_STAMP)
+
+salesforce-tools: $(SF_TOOLS_STAMP)
+
+unit: $(STAMP) $(SF_TOOLS_STAMP)
 	$(BIN)/pytest
 
 # The date-sensitive tests again with the wall clock of every process moved to another year (.ci/at-date):
@@ -43,4 +54,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache $(SF_TOOLS)/node_modules

@@ -51,6 +51,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "Referral funnel, top advocates, reward liability, routing overrides (table, CSV, JSON).",
     ),
     "schema": ("sfconnector.commands.schema", "schema", "Print the JSON Schema of the config."),
+    "state": (
+        "sfconnector.commands.state",
+        "state",
+        "The state file: `state backup PATH` copies it safely while the daemon runs.",
+    ),
     "emulator": (
         "sfemulator.cli",
         "emulator_command",

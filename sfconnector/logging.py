@@ -10,10 +10,11 @@ headers) wherever they sit in the event dict, including nested mappings and list
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import sys
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any, TextIO
 
 import structlog
@@ -88,11 +89,48 @@ def redact_secrets(
     return event_dict
 
 
+EventListener = Callable[[str, str], None]
+_listeners: list[EventListener] = []
+_COUNTED_LEVELS = frozenset({"warning", "warn", "error", "critical", "exception"})
+# Only stable dotted names (`outbox.retry_scheduled`): a library's free-text warning is not a metric label.
+_EVENT_NAME = re.compile(r"[a-z][a-z0-9_]*(\.[a-z0-9_]+)+")
+
+
+def add_event_listener(listener: EventListener) -> Callable[[], None]:
+    """Call `listener(event, level)` for every warning or error logged; returns the function that stops it.
+
+    The daemon counts them in `sfconnector_log_events_total{event=...}`, so an alert rule can watch any stable
+    event name (`routing.target_missing`, `stream.replay_expired`) without parsing logs.
+    """
+    _listeners.append(listener)
+
+    def remove() -> None:
+        with contextlib.suppress(ValueError):
+            _listeners.remove(listener)
+
+    return remove
+
+
+def notify_event_listeners(
+    _logger: Any, method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor: tell the listeners about warnings and errors (never fails the log call)."""
+    if _listeners and method in _COUNTED_LEVELS:
+        event = str(event_dict.get("event", ""))
+        if not _EVENT_NAME.fullmatch(event):
+            return event_dict
+        for listener in list(_listeners):
+            with contextlib.suppress(Exception):
+                listener(event, method)
+    return event_dict
+
+
 def shared_processors() -> list[Any]:
     """Processors every configuration runs, in order, before rendering."""
     return [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
+        notify_event_listeners,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.format_exc_info,
         redact_secrets,

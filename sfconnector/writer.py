@@ -69,6 +69,7 @@ class DrainReport:
     api_calls: int = 0
     skipped: int = 0  # conditional updates no longer applicable (a person changed the record)
     deferred: int = 0  # waiting for the entry they depend on
+    completed: tuple[str, ...] = ()  # keys of the entries written (done) in this drain
 
     @property
     def idle(self) -> bool:
@@ -105,6 +106,7 @@ class _Tally:
     retried: int = 0
     dead: int = 0
     skipped: int = 0
+    completed: list[str] = field(default_factory=list)
     failed: dict[str, OutboxEntry] = field(default_factory=dict)  # transient failures of this round
     errors: dict[str, str] = field(default_factory=dict)
     solo: set[str] = field(default_factory=set)  # entries to send one per call (isolating a bad record)
@@ -203,6 +205,7 @@ class OutboxWriter:
             api_calls=self._client.api_calls - calls_before,
             skipped=tally.skipped,
             deferred=deferred,
+            completed=tuple(tally.completed),
         )
         if not report.idle:
             _log.info(
@@ -510,6 +513,7 @@ class OutboxWriter:
         self._state.mark_done([entry.key], {entry.key: record_id})
         tally.failed.pop(entry.key, None)
         tally.done += 1
+        tally.completed.append(entry.key)
 
     def _skip(self, entry: OutboxEntry, reason: str, tally: _Tally) -> None:
         self._state.mark_skipped(entry.key, reason)

@@ -401,20 +401,7 @@ def _standard_objects() -> list[ObjectDef]:
     ]
 
 
-def _restricted_picklists(root: Path, obj: str) -> set[str]:
-    """Field names whose DX valueSet says <restricted>true</restricted>.
-
-    `CustomField` does not carry the flag, so read it from the same files.
-    """
-    fields_dir = root / "force-app" / "main" / "default" / "objects" / obj / "fields"
-    names = set()
-    for path in fields_dir.glob("*.field-meta.xml"):
-        if "<restricted>true</restricted>" in path.read_text(encoding="utf-8"):
-            names.add(path.name.split(".")[0])
-    return names
-
-
-def _from_dx(cf: CustomField, restricted: set[str]) -> FieldDef:
+def _from_dx(cf: CustomField) -> FieldDef:
     kw: dict[str, Any] = {"custom": True, "external_id": cf.external_id, "unique": cf.unique}
     if cf.length:
         kw["length"] = cf.length
@@ -429,7 +416,7 @@ def _from_dx(cf: CustomField, restricted: set[str]) -> FieldDef:
         kw["relationship_name"] = cf.relationship_name
     if cf.picklist_values:
         kw["picklist_values"] = cf.picklist_values
-        kw["restricted"] = cf.name in restricted
+        kw["restricted"] = cf.restricted
     if cf.default_value is not None:
         if cf.type == "boolean":
             kw["default"] = cf.default_value.lower() == "true"
@@ -438,8 +425,8 @@ def _from_dx(cf: CustomField, restricted: set[str]) -> FieldDef:
     return _f(cf.name, cf.type, cf.label, **kw)
 
 
-def _custom_object(co: CustomObject, prefix: str, restricted: set[str]) -> ObjectDef:
-    custom_fields = [_from_dx(cf, restricted) for cf in co.fields]
+def _custom_object(co: CustomObject, prefix: str) -> ObjectDef:
+    custom_fields = [_from_dx(cf) for cf in co.fields]
     if co.is_platform_event:
         fields = [
             _ro("Id", "id"),
@@ -503,20 +490,19 @@ def build_schema(dx_root: Path | None = None) -> Schema:
     n = 0
     for name in sorted(dx):
         co = dx[name]
-        restricted = _restricted_picklists(root, name)
         if co.is_custom:
-            objects[name] = _custom_object(co, _custom_prefix(n), restricted)
+            objects[name] = _custom_object(co, _custom_prefix(n))
             if not co.is_platform_event:
                 n += 1
         elif name in objects:  # custom fields on a standard object
             std = objects[name]
             merged = dict(std.fields)
             for cf in co.fields:
-                merged[cf.name] = _from_dx(cf, restricted)
+                merged[cf.name] = _from_dx(cf)
             objects[name] = replace(std, fields=merged)
-    # Activities may relate to any custom object (the DX objects allow activities), so a Task can point at
-    # an Advocate__c or a Referral__c through WhatId.
-    customs = tuple(sorted(o.name for o in objects.values() if o.custom and not o.is_platform_event))
+    # A Task can point at the records of the custom objects that allow activities (<enableActivities>), such
+    # as an Advocate__c, through WhatId.
+    customs = tuple(sorted(name for name, co in dx.items() if co.is_custom and co.enable_activities))
     task = objects["Task"]
     what = task.fields["WhatId"]
     objects["Task"] = replace(

@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -131,3 +132,67 @@ class DaemonProcess:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait(timeout=10)
+
+
+class NotifySocket:
+    """The datagram socket systemd listens on ($NOTIFY_SOCKET): every sd_notify message the daemon sends, in
+    order. A thread reads it all the time, as systemd does (an unread socket fills up after ten datagrams)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._sock.bind(str(path))
+        self._sock.settimeout(0.2)
+        self.messages: list[str] = []
+        self._read = 0  # messages before this index were looked at by wait_for or drain
+        self._changed = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._receive, name="notify-socket", daemon=True)
+        self._thread.start()
+
+    def _receive(self) -> None:
+        while not self._closed:
+            try:
+                data = self._sock.recv(4096)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with self._changed:
+                self.messages.append(data.decode())
+                self._changed.notify_all()
+
+    def wait_for(
+        self, check: Callable[[str], bool], *, timeout: float = 30.0, what: str = "a message"
+    ) -> str:
+        """The first message not looked at yet that satisfies `check` (those before it count as looked at)."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                while self._read < len(self.messages):
+                    message = self.messages[self._read]
+                    self._read += 1
+                    if check(message):
+                        return message
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(
+                        f"timed out after {timeout}s waiting for {what}; last: {self.messages[-10:]}"
+                    )
+                self._changed.wait(left)
+
+    def drain(self) -> list[str]:
+        """The messages not looked at yet; they count as looked at from now on."""
+        with self._changed:
+            got, self._read = self.messages[self._read :], len(self.messages)
+            return got
+
+    def close(self) -> None:
+        self._closed = True
+        self._thread.join(timeout=5)
+        self._sock.close()
+
+
+def notify_fields(message: str) -> dict[str, str]:
+    """`READY=1\nSTATUS=...` -> {"READY": "1", "STATUS": "..."}."""
+    return dict(line.split("=", 1) for line in message.splitlines() if "=" in line)

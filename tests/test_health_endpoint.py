@@ -39,3 +39,24 @@ def test_a_stalled_daemon_is_unhealthy() -> None:
     state = HealthState(subscribed=True, last_progress=100.0)
     assert problems(state, stall_after=60, now=lambda: 130.0) == []
     assert problems(state, stall_after=60, now=lambda: 200.0) == ["no progress for 100s"]
+
+
+def test_batches_that_keep_failing_make_the_daemon_unhealthy_with_the_error() -> None:
+    state = HealthState(subscribed=True, last_progress=100.0, unhealthy_after=10)
+    state.batch_failing_since, state.batch_error = 100.0, "INVALID_SESSION_ID: Session expired"
+    assert problems(state, now=lambda: 105.0) == []
+    assert problems(state, now=lambda: 112.0) == [
+        "batches failing for 12s: INVALID_SESSION_ID: Session expired"
+    ]
+    state.batch_done()
+    assert problems(state, now=lambda: 112.0) == []
+
+
+def test_an_outbox_that_does_not_drain_makes_the_daemon_unhealthy_with_the_last_write_error() -> None:
+    state = HealthState(subscribed=True, last_progress=100.0, unhealthy_after=10)
+    state.outbox_stuck_since, state.outbox_error = 100.0, "SERVER_UNAVAILABLE: Server Unavailable"
+    assert problems(state, now=lambda: 130.0) == [
+        "outbox not draining for 30s: SERVER_UNAVAILABLE: Server Unavailable"
+    ]
+    state.outbox_moving()
+    assert problems(state, now=lambda: 130.0) == []

@@ -332,7 +332,8 @@ def test_a_referral_whose_routing_target_is_missing_stays_with_and_names_its_sta
         )["id"]
     )
     referral = wait_for(lambda: _referral(sf, lead_id), what="the referral")
-    assert referral["Routing_Rule__c"] == "shipping-to-maritime"
+    assert referral["Routing_Rule__c"] == "fallback:missing_target"
+    assert "shipping-to-maritime" in referral["Routing_Reason__c"]
     assert _owner(sf, lead_id)[:15] == priya[:15]
     tasks = wait_for(lambda: _tasks(sf, f"WhoId = '{lead_id}'"), what="the call-first task")
     assert [t["OwnerId"][:15] for t in tasks] == [priya[:15]]
@@ -342,3 +343,49 @@ def test_a_referral_whose_routing_target_is_missing_stays_with_and_names_its_sta
     )
     body = json.dumps(emails)
     assert "Priya Menon will call you first" in body and "Mateo" not in body
+
+
+def test_a_repeat_referral_goes_to_the_owner_of_the_advocate_who_keeps_the_credit(
+    org: tuple[Emulator, requests.Session], daemon: DaemonProcess, sf: Salesforce
+) -> None:
+    seun, mateo = _user_id(sf, "Oluwaseun", "Adeyemi"), _user_id(sf, "Mateo", "Rossi")
+    rep = _as(org, "Priya", "Menon")
+    person = {"Company": "Tromso Timber", "Email": "o.nilsen@tromsotimber.example"}
+    first = str(
+        rep.Lead.create({"LastName": "Nilsen", **person, "Referral_Code__c": "nw/0042"}, headers=REP)["id"]
+    )
+    wait_for(lambda: _referral(sf, first), what="the first referral")
+    assert _owner(sf, first)[:15] == seun[:15]
+    again = str(
+        rep.Lead.create({"LastName": "Nilsen", **person, "Referral_Code__c": "REF 7781"}, headers=REP)["id"]
+    )
+    referral = wait_for(lambda: _referral(sf, again), what="the repeat referral")
+    assert referral["Status__c"] == "Duplicate"
+    assert "who keeps the credit" in referral["Routing_Reason__c"]
+    wait_for(lambda: _owner(sf, again)[:15] == seun[:15], what="the repeat lead to go to Ines's owner")
+    assert _owner(sf, again)[:15] != mateo[:15]
+
+
+def test_the_report_counts_overrides_from_what_was_written(
+    org: tuple[Emulator, requests.Session], config: Path, daemon: DaemonProcess, sf: Salesforce
+) -> None:
+    rep = _as(org, "Priya", "Menon")
+    lead_id = str(
+        rep.Lead.create(
+            {
+                "LastName": "Strand",
+                "Company": "Strand Shipping",
+                "Industry": "Shipping",
+                "Email": "b.strand@strandshipping.example",
+                "Referral_Code__c": "nw/0042",
+            },
+            headers=REP,
+        )["id"]
+    )
+    wait_for(lambda: _referral(sf, lead_id), what="the referral of a missing target")
+    result = CliRunner().invoke(main, ["report", "--config", str(config), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    overrides = {o["rule"]: o for o in json.loads(result.stdout)["routing_overrides"]}
+    missing = overrides["fallback:missing_target"]
+    assert missing["referrals"] >= 1 and missing["overridden"] == 0
+    assert "shipping-to-maritime" not in overrides  # never recorded: its queue does not exist

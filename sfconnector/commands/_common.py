@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -21,6 +23,15 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def config_option(fn: F) -> F:
+    fn = click.option(
+        "--credentials-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        envvar="SFCONNECTOR_CREDENTIALS_DIR",
+        expose_value=False,
+        callback=_use_credentials_dir,
+        help="Read credential:NAME secrets from this directory, as the unit's LoadCredential= lines do "
+        "(e.g. /etc/sfconnector/credentials). Default: $CREDENTIALS_DIRECTORY, which systemd sets.",
+    )(fn)
     return click.option(
         "--config",
         "config_path",
@@ -28,6 +39,12 @@ def config_option(fn: F) -> F:
         show_default=True,
         help="The connector config file.",
     )(fn)
+
+
+def _use_credentials_dir(_ctx: click.Context, _param: click.Parameter, value: Path | None) -> None:
+    """From a shell, credential:NAME resolves where the unit loads it from (the loader reads the variable)."""
+    if value is not None:
+        os.environ["CREDENTIALS_DIRECTORY"] = str(value.resolve())
 
 
 def load_or_exit(path: str) -> Config:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from sfconnector.commands._common import config_option, connect_or_exit, fail, load_or_exit
+from sfconnector.commands._common import config_option, connect_or_exit, fail
+from sfconnector.commands._state import state_file, state_option
 from sfconnector.config import Config
 from sfconnector.errors import SfconnectorError
 from sfconnector.state import DeadLetter, StateError, StateStore
@@ -22,19 +24,22 @@ def deadletters() -> None:
     """List, retry or drop dead letters (bad events, writes Salesforce refused)."""
 
 
-def _open(config_path: str) -> StateStore:
-    config = load_or_exit(config_path)
-    if not config.state.path.exists():
-        fail(f"no state at {config.state.path}")
-    return StateStore.open(config.state.path)
+def _open(config_path: str, state_opt: Path | None, *, readonly: bool = False) -> StateStore:
+    path, _ = state_file(config_path, state_opt)
+    try:
+        return StateStore.open(path, readonly=readonly)
+    except StateError as exc:
+        fail(str(exc))
+        raise  # unreachable: fail exits
 
 
 @deadletters.command("list")
 @config_option
+@state_option
 @click.option("--json", "as_json", is_flag=True, help="Print the dead letters as JSON, payloads included.")
-def list_(config_path: str, as_json: bool) -> None:
-    """Every dead letter with its reason."""
-    with _open(config_path) as state:
+def list_(config_path: str, state_opt: Path | None, as_json: bool) -> None:
+    """Every dead letter with its reason (read-only; with --state alone, no config or secret needed)."""
+    with _open(config_path, state_opt, readonly=True) as state:
         letters = state.dead_letters()
     if as_json:
         click.echo(
@@ -66,16 +71,18 @@ def list_(config_path: str, as_json: bool) -> None:
 
 @deadletters.command("retry")
 @config_option
+@state_option
 @click.argument("ids", nargs=-1, type=int, required=True)
-def retry(config_path: str, ids: tuple[int, ...]) -> None:
+def retry(config_path: str, state_opt: Path | None, ids: tuple[int, ...]) -> None:
     """Try again: refused writes go back to the outbox; bad events are decided again (reads the org).
 
     The running daemon's writer picks the resulting writes up within seconds.
     """
-    config = load_or_exit(config_path)
-    if not config.state.path.exists():
-        fail(f"no state at {config.state.path}")
-    with StateStore.open(config.state.path) as state:
+    path, config = state_file(config_path, state_opt, want_config=True)
+    if config is None:  # want_config: state_file loaded it or exited
+        fail("a config is needed to decide events again")
+        return
+    with _open(config_path, path) as state:
         letters = {d.id: d for d in state.dead_letters()}
         for id_ in ids:
             letter = letters.get(id_)
@@ -120,10 +127,11 @@ def _decide_again(config: Config, state: StateStore, message: dict[str, Any]) ->
 
 @deadletters.command("drop")
 @config_option
+@state_option
 @click.argument("ids", nargs=-1, type=int, required=True)
-def drop(config_path: str, ids: tuple[int, ...]) -> None:
-    """Delete dead letters for good."""
-    with _open(config_path) as state:
+def drop(config_path: str, state_opt: Path | None, ids: tuple[int, ...]) -> None:
+    """Delete dead letters for good (with --state alone, no config or secret needed)."""
+    with _open(config_path, state_opt) as state:
         for id_ in ids:
             try:
                 state.drop_dead_letter(id_)

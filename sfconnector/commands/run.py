@@ -1,4 +1,9 @@
-"""`sfconnector run`: the daemon (systemd Type=notify; SIGTERM drains and exits 0)."""
+"""`sfconnector run`: the daemon (systemd Type=notify; SIGTERM drains and exits 0, SIGHUP reloads).
+
+Exit status: 0 after a clean stop; 2 for a bad config; 3 for a state file this daemon must not use as it
+stands (another org's, or a newer schema); 1 for anything else. The units set RestartPreventExitStatus=2 3:
+restarting cannot fix what a person must.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,9 @@ from sfconnector.clock import clock_starting_at, parse_instant, system_clock
 from sfconnector.commands._common import config_option, connect_or_exit, fail, load_or_exit
 from sfconnector.errors import SfconnectorError
 from sfconnector.logging import configure_logging, get_logger
+from sfconnector.state import StateSetupError
+
+EXIT_STATE = 3
 
 
 @click.command("run")
@@ -20,7 +28,7 @@ from sfconnector.logging import configure_logging, get_logger
     help="Run the local clock from this ISO 8601 instant (e.g. 2026-12-07T15:00:00Z) at real speed.",
 )
 def run(config_path: str, clock_start: str | None) -> None:
-    """Run the daemon until SIGTERM/SIGINT: stream, route, write back, checkpoint."""
+    """Run the daemon until SIGTERM/SIGINT: stream, route, write back, checkpoint; SIGHUP reloads the config."""
     clock = system_clock
     if clock_start:
         try:
@@ -42,6 +50,9 @@ def run(config_path: str, clock_start: str | None) -> None:
 
     try:
         asyncio.run(main())
+    except StateSetupError as exc:
+        log.error("daemon.fatal", error=str(exc), exit_status=EXIT_STATE)
+        fail(str(exc), EXIT_STATE)
     except SfconnectorError as exc:
         log.error("daemon.fatal", error=str(exc))
         fail(str(exc))

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from pathlib import Path
 
 import click
 
 from sfconnector.clock import system_clock
-from sfconnector.commands._common import config_option, fail, load_or_exit
-from sfconnector.state import StateStore
+from sfconnector.commands._common import config_option, fail
+from sfconnector.commands._state import state_file, state_option
+from sfconnector.state import StateError, StateStore
 
 
 def _age(moment: datetime | None, now: datetime) -> str:
@@ -25,21 +27,30 @@ def _age(moment: datetime | None, now: datetime) -> str:
 
 @click.command("status")
 @config_option
+@state_option
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
-def status(config_path: str, as_json: bool) -> None:
-    """Show what the daemon has done: checkpoints, outbox, dead letters, last errors (offline)."""
-    config = load_or_exit(config_path)
-    if not config.state.path.exists():
-        fail(f"no state at {config.state.path}: the daemon has not run with this config yet")
-    with StateStore.open(config.state.path) as state:
-        st = state.status()
-        recent = state.routing_log(limit=5)
-        readings = state.readings()
+def status(config_path: str, state_opt: Path | None, as_json: bool) -> None:
+    """Show what the daemon has done: checkpoints, outbox, dead letters, last errors (offline, read-only).
+
+    With --state alone it reads nothing but the state file (no config, no secret)."""
+    path, config = state_file(config_path, state_opt)
+    try:
+        with StateStore.open(path, readonly=True) as state:
+            st = state.status()
+            recent = state.routing_log(limit=5)
+            readings = state.readings()
+            org_id = state.org_id()
+    except StateError as exc:  # a newer schema, another program's file: explain, no traceback
+        fail(str(exc))
+        return
     now = system_clock()
     if as_json:
         click.echo(
             json.dumps(
                 {
+                    "state": str(path),
+                    "schema_version": st.schema_version,
+                    "org_id": org_id,
                     "channels": [
                         {
                             "channel": c.channel,
@@ -69,9 +80,9 @@ def status(config_path: str, as_json: bool) -> None:
             )
         )
         return
-    click.echo(f"state: {config.state.path} (schema v{st.schema_version})")
+    click.echo(f"state: {path} (schema v{st.schema_version}, org {org_id or 'not recorded yet'})")
     click.echo("channels:")
-    configured = set(config.stream.channels)
+    configured = set(config.stream.channels) if config is not None else set()
     seen = {c.channel for c in st.channels}
     for c in st.channels:
         event = readings.get(f"last_event:{c.channel}")

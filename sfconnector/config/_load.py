@@ -87,7 +87,13 @@ def _health(section: LMap, ctx: Ctx) -> HealthConfig:
     host, _, port = section["listen"].rpartition(":")
     if not 0 < int(port) < 65536:
         ctx.add(section.loc_of("listen"), f"port {port} is out of range", "use 1-65535")
-    return HealthConfig(enabled=section["enabled"], host=host.strip("[]"), port=int(port))
+    return HealthConfig(
+        enabled=section["enabled"],
+        host=host.strip("[]"),
+        port=int(port),
+        unhealthy_after_seconds=section.get("unhealthy_after", HealthConfig.unhealthy_after_seconds),
+        api_left_alert_share=section.get("api_left_alert", HealthConfig.api_left_alert_share),
+    )
 
 
 def load_config(
@@ -192,6 +198,7 @@ def _freeze(
             retry_initial_seconds=writer["retry_initial"],
             retry_max_seconds=writer["retry_max"],
             use_composite=writer["use_composite"],
+            drain_timeout_seconds=writer["drain_timeout"],
         ),
         mapping=mapping,
         routing=routing,

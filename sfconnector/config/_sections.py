@@ -21,6 +21,7 @@ from sfconnector.config._spec import (
     Int,
     ListOf,
     MapOf,
+    Num,
     Obj,
     PathSpec,
     Ref,
@@ -302,6 +303,11 @@ WRITER = Obj(
         "use_composite": Bool(
             "group writes in composite requests to save API calls", default=_writer.use_composite
         ),
+        "drain_timeout": Duration(
+            "how long SIGTERM may drain the outbox (default: the unit's stop timeout less one request"
+            " timeout and 5s, else 30s)",
+            default=None,
+        ),
     },
     "the outbox writer",
     name="writer",
@@ -341,6 +347,17 @@ HEALTH = Obj(
             pattern=r"(\[[0-9A-Fa-f:]+\]|[A-Za-z0-9.\-]+):\d{1,5}",
             pattern_hint="write host:port, e.g. 127.0.0.1:9108",
             default=f"{_health.host}:{_health.port}",
+        ),
+        "unhealthy_after": Duration(
+            "answer 503 once batches have kept failing, or the outbox has not drained, for this long",
+            default=_health.unhealthy_after_seconds,
+            minimum_seconds=0.1,
+        ),
+        "api_left_alert": Num(
+            "log alert.api_allocation_low when less than this share of the daily API allocation is left",
+            minimum=0,
+            maximum=1,
+            default=_health.api_left_alert_share,
         ),
     },
     "health and metrics endpoint",
@@ -701,6 +718,12 @@ ATTRIBUTION = Obj(
                 ),
                 "winner": Str(
                     "which referrer keeps the credit", enum=("first", "latest"), default=_dup.winner
+                ),
+                "route_to": Str(
+                    "whose owner a duplicate lead goes to: the advocate who keeps the credit, or the one "
+                    "whose code it carries",
+                    enum=("credited_advocate", "referring_advocate"),
+                    default=_dup.route_to,
                 ),
             },
             "the same person referred twice",

@@ -78,6 +78,8 @@ class WriterConfig:
     retry_initial_seconds: float = 0.5
     retry_max_seconds: float = 60.0
     use_composite: bool = True
+    # SIGTERM's outbox drain; None: derived from the unit's stop timeout (see sfconnector.systemd.drain_limit)
+    drain_timeout_seconds: float | None = None
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,10 @@ class HealthConfig:
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = 9108
+    # /healthz answers 503 once batches have kept failing, or the outbox has not drained, for this long
+    unhealthy_after_seconds: float = 60.0
+    # alert.api_allocation_low is logged when less than this share of the daily API allocation is left
+    api_left_alert_share: float = 0.2
 
 
 @dataclass(frozen=True)

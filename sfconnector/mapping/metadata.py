@@ -50,6 +50,7 @@ class CustomField:
     reference_to: str | None = None
     relationship_name: str | None = None  # e.g. Advocate__r
     picklist_values: tuple[str, ...] = ()
+    restricted: bool = False  # a picklist whose valueSet is <restricted>true</restricted>
     default_value: str | None = None
 
 
@@ -62,9 +63,15 @@ class CustomObject:
     plural_label: str = ""
     is_custom: bool = True
     is_platform_event: bool = False
+    enable_activities: bool = False  # <enableActivities>: tasks and events may relate to its records
     name_field_type: str | None = None  # Text or AutoNumber
     name_display_format: str | None = None
     fields: tuple[CustomField, ...] = field(default_factory=tuple)
+
+
+# Custom activity fields live under objects/Activity in the DX source (Salesforce's place for them) and
+# appear on both of its standard objects.
+ACTIVITY_OBJECTS = ("Task", "Event")
 
 
 def default_schema_dir() -> Path:
@@ -89,6 +96,7 @@ def _parse_field(path: Path) -> CustomField:
     dx_type = _text(root, "type") or "Text"
     values: list[str] = []
     value_set = root.find(f"{_NS}valueSet/{_NS}valueSetDefinition")
+    restricted = _text(root.find(f"{_NS}valueSet"), "restricted") == "true"
     default: str | None = _text(root, "defaultValue")
     if value_set is not None:
         for value in value_set.findall(_NS + "value"):
@@ -111,12 +119,16 @@ def _parse_field(path: Path) -> CustomField:
         reference_to=reference_to,
         relationship_name=name[:-3] + "__r" if reference_to else None,
         picklist_values=tuple(values),
+        restricted=restricted,
         default_value=default,
     )
 
 
 def load_dx_schema(root: Path | None = None) -> dict[str, CustomObject]:
-    """Every object under `force-app/main/default/objects`, keyed by API name."""
+    """Every object under `force-app/main/default/objects`, keyed by API name.
+
+    The custom fields under `objects/Activity` are returned as fields of Task and of Event, as an org shows them.
+    """
     base = (root or default_schema_dir()) / "force-app" / "main" / "default" / "objects"
     objects: dict[str, CustomObject] = {}
     for obj_dir in sorted(p for p in base.iterdir() if p.is_dir()):
@@ -132,10 +144,20 @@ def load_dx_schema(root: Path | None = None) -> dict[str, CustomObject]:
                 plural_label=_text(root_el, "pluralLabel") or name,
                 is_custom=True,
                 is_platform_event=name.endswith("__e"),
+                enable_activities=_text(root_el, "enableActivities") == "true",
                 name_field_type=_text(name_field, "type"),
                 name_display_format=_text(name_field, "displayFormat"),
                 fields=fields,
             )
+        elif name == "Activity":  # custom activity fields: on every activity object
+            for activity in ACTIVITY_OBJECTS:
+                previous = objects.get(activity)
+                merged = (previous.fields if previous else ()) + fields
+                objects[activity] = CustomObject(
+                    name=activity, label=activity, is_custom=False, fields=merged
+                )
         else:  # custom fields added to a standard object
-            objects[name] = CustomObject(name=name, label=name, is_custom=False, fields=fields)
+            previous = objects.get(name)
+            merged = (previous.fields if previous else ()) + fields
+            objects[name] = CustomObject(name=name, label=name, is_custom=False, fields=merged)
     return objects

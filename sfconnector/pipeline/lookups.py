@@ -49,6 +49,9 @@ class BatchLookups:
     """Everything the decisions of one batch may read; plain data, so decisions stay pure."""
 
     advocates: Mapping[str, AdvocateRecord] = field(default_factory=dict)  # normalised code -> advocate
+    # advocate id (15) -> advocate, for the advocates of earlier referrals of the same people (a duplicate
+    # is routed as the referral of the advocate who keeps the credit)
+    advocates_by_id: Mapping[str, AdvocateRecord] = field(default_factory=dict)
     leads: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # lead id -> fields (late codes)
     existing_leads: Mapping[str, tuple[ExistingLead, ...]] = field(default_factory=dict)  # email -> leads
     existing_contacts: Mapping[str, tuple[ExistingContact, ...]] = field(default_factory=dict)
@@ -148,13 +151,17 @@ class OrgLookups:
         advocates = self._advocates_by_code([*codes, *more_codes])
         email_list = _lower_emails([*emails, *more_emails])
         queues, users = self._routing_targets()
+        excluded = set(exclude_lead_ids) | set(leads)
+        prior = self._prior_referrals(email_list, excluded)
+        earlier_advocates = self._advocates_by_ids({p.advocate_id for ps in prior.values() for p in ps})
         self._read_people([*owner_ids, *(f.get(lead.owner) for f in leads.values())])
         return BatchLookups(
             advocates=advocates,
             leads=leads,
             existing_leads=self._existing_leads(email_list, set(exclude_lead_ids) | set(leads)),
             existing_contacts=self._existing_contacts(email_list),
-            prior_referrals=self._prior_referrals(email_list, set(exclude_lead_ids) | set(leads)),
+            prior_referrals=prior,
+            advocates_by_id=earlier_advocates,
             queues=queues,
             users=users,
             user_names=dict(self._user_names),
@@ -220,23 +227,30 @@ class OrgLookups:
         if any(code not in index for code in wanted):
             index = self._code_index(refresh=True)
         ids = {code: index[code] for code in wanted if code in index}
+        by_id = self._advocates_by_ids(set(ids.values()))
+        return {code: by_id[i[:15]] for code, i in ids.items() if i[:15] in by_id}
+
+    def _advocates_by_ids(self, advocate_ids: Iterable[str]) -> dict[str, AdvocateRecord]:
+        """Advocate id (15) -> advocate, read through the short-lived cache."""
+        cached = {i[:15]: i for i in self._advocates}
+        wanted = {cached.get(i[:15], i) for i in advocate_ids if i}
         now = self._clock()
         stale = sorted(
-            {i for i in ids.values() if now - self._advocates.get(i, (-1e18, None))[0] >= self._cache_seconds}
+            {i for i in wanted if now - self._advocates.get(i, (-1e18, None))[0] >= self._cache_seconds}
         )
         if stale:
             adv = self._mapping.advocate
             template = f"SELECT {', '.join(self._advocate_fields())} FROM {adv.object} WHERE Id IN {{values}}"
             fetched = {
-                str(row["Id"]): self._advocate(row) for row in self._query_in(template, stale, ids=True)
+                str(row["Id"])[:15]: self._advocate(row) for row in self._query_in(template, stale, ids=True)
             }
             for advocate_id in stale:
-                self._advocates[advocate_id] = (now, fetched.get(advocate_id))
+                self._advocates[advocate_id] = (now, fetched.get(advocate_id[:15]))
         found: dict[str, AdvocateRecord] = {}
-        for code, advocate_id in ids.items():
+        for advocate_id in wanted:
             record = self._advocates.get(advocate_id, (0.0, None))[1]
             if record is not None:
-                found[code] = record
+                found[advocate_id[:15]] = record
         return found
 
     def _advocate_fields(self) -> list[str]:

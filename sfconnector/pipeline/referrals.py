@@ -37,7 +37,7 @@ from sfconnector.rules.notifications import (
     decide_notification,
     decide_rep_task,
 )
-from sfconnector.rules.routing import decide_routing
+from sfconnector.rules.routing import MISSING_TARGET_RULE, decide_routing
 from sfconnector.soql import is_record_id
 from sfconnector.state import OutboxEntry, RoutingLogRow
 
@@ -101,9 +101,14 @@ def _resolve(decision: RoutingDecision, lookups: BatchLookups) -> tuple[RoutingD
         missing = f"user {decision.user!r} does not exist in the org"
     else:
         return decision, None
+    # Recorded under its own rule name, so reports count what was written (no override), not what the
+    # matching rule asked for; the reason still names that rule.
     return (
         replace(
-            decision, action="keep_standard", reason=f"{decision.reason}; but {missing}: standard owner kept"
+            decision,
+            action="keep_standard",
+            rule=MISSING_TARGET_RULE,
+            reason=f"{decision.reason}; but {missing}: standard owner kept",
         ),
         None,
     )
@@ -151,12 +156,26 @@ def decide_referral(
             if c.lead_id is None or p.referral_id != c.lead_id
         ),
     )
+    # Routing follows attribution: a duplicate goes where the referral of the advocate who keeps it went.
+    router = advocate
+    credited_elsewhere = attribution.credited_advocate_id
+    if credited_elsewhere and rules.attribution.duplicates.route_to == "credited_advocate":
+        same_batch = (
+            a for a in lookups.advocates.values() if a.facts.advocate_id[:15] == credited_elsewhere[:15]
+        )
+        router = lookups.advocates_by_id.get(credited_elsewhere[:15]) or next(same_batch, advocate)
     routing = decide_routing(
         facts,
-        advocate.facts if advocate else None,
-        advocate.owner_active if advocate else None,
+        router.facts if router else None,
+        router.owner_active if router else None,
         rules.routing,
     )
+    if router is not advocate and router is not None:
+        routing = replace(
+            routing,
+            reason=f"{routing.reason}; as the referral of {router.facts.name or router.facts.advocate_id}, "
+            "who keeps the credit",
+        )
     if attribution.kind == "Rejected" and routing.changes_owner and advocate is not None:
         routing = RoutingDecision(
             "keep_standard",

@@ -24,6 +24,7 @@ from sfconnector.clock import Clock, system_clock
 from sfconnector.mapping.model import SchemaMapping
 from sfconnector.rules.model import RoutingAction, RoutingRules
 from sfconnector.rules.rewards import REJECTED as REWARD_REJECTED
+from sfconnector.rules.routing import MISSING_TARGET_RULE
 from sfconnector.rules.totals import (
     AWAITING_APPROVAL_REWARD_STATUSES,
     COUNTED_REFERRAL_STATUSES,
@@ -138,6 +139,8 @@ def rule_actions(rules: RoutingRules) -> dict[str, RoutingAction]:
         actions[f"fallback:{case}"] = action
     # A rejected referral (self-referral, duplicate) keeps the standard owner whatever rule matched.
     actions["attribution:rejected"] = RoutingAction("keep_standard")
+    # A rule whose queue or user the org does not have: the standard owner was kept.
+    actions[MISSING_TARGET_RULE] = RoutingAction("keep_standard")
     return actions
 
 

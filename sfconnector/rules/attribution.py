@@ -80,7 +80,10 @@ def decide_attribution(
         if same_advocate or policy.duplicates.winner == "first":
             who = "this advocate" if same_advocate else f"advocate {first.advocate_id}"
             return AttributionDecision(
-                "Duplicate", False, f"already referred by {who} on {_day(first.created)}"
+                "Duplicate",
+                False,
+                f"already referred by {who} on {_day(first.created)}",
+                credited_advocate_id=None if same_advocate else first.advocate_id,
             )
 
     lead_window = timedelta(days=policy.existing_lead.within_days)

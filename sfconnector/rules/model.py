@@ -227,6 +227,9 @@ class DuplicatePolicy:
 
     within_days: int = 90
     winner: Literal["first", "latest"] = "first"
+    # Whose owner a duplicate lead goes to: the advocate who keeps the credit (routing follows attribution),
+    # or the advocate whose code this lead carries.
+    route_to: Literal["credited_advocate", "referring_advocate"] = "credited_advocate"
 
 
 @dataclass(frozen=True)
@@ -247,6 +250,7 @@ class AttributionDecision:
     existing_lead_id: str | None = None
     contact_id: str | None = None
     opportunity_id: str | None = None
+    credited_advocate_id: str | None = None  # a duplicate: the other advocate who keeps the credit
 
     @property
     def referral_status(self) -> str:

@@ -22,6 +22,11 @@ from sfconnector.rules.model import (
 __all__ = ["decide_routing", "fields_read", "subject_value"]
 
 
+# The rule a decision records when its rule's queue or user does not exist in the org (the standard owner is
+# kept): reports then count what was written, not what the rule asked for.
+MISSING_TARGET_RULE = "fallback:missing_target"
+
+
 def subject_value(subject: str, lead: LeadFacts, advocate: AdvocateFacts | None) -> Any:
     """The value a condition subject names: `channel`, `lead.<Field>` or `advocate.<Field>`."""
     if subject == "channel":

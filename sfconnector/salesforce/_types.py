@@ -58,6 +58,7 @@ class Token:
     access_token: str = field(repr=False)
     instance_url: str
     issued_at: float  # time.monotonic() when we received it (age checks must not jump with the wall clock)
+    org_id: str | None = None  # from the identity URL (`id`: .../id/<OrgId>/<UserId>) of the token response
 
 
 @dataclass(frozen=True)

@@ -186,7 +186,18 @@ class TokenProvider:
             access_token=str(body["access_token"]),
             instance_url=instance_url.rstrip("/"),
             issued_at=time.monotonic(),
+            org_id=org_id_of(body.get("id")),
         )
+
+
+def org_id_of(identity: Any) -> str | None:
+    """The org id in a token response's identity URL (``https://.../id/00D.../005...``), if it has one."""
+    if not isinstance(identity, str):
+        return None
+    parts = identity.rstrip("/").split("/")
+    if len(parts) >= 3 and parts[-3] == "id" and parts[-2].startswith("00D"):
+        return parts[-2]
+    return None
 
 
 def _json_or_none(response: requests.Response) -> Any:

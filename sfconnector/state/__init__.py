@@ -1,9 +1,10 @@
 """The daemon's durable local state: one SQLite file (WAL), versioned by migrations."""
 
-from ._migrations import MIGRATIONS, Migration
-from ._store import StateStore
+from ._migrations import MIGRATIONS, Migration, known_version
+from ._store import StateStore, backup_state
 from ._types import (
     CREATE_OPS,
+    BackupSummary,
     ChannelStatus,
     DeadLetter,
     DecidedBatch,
@@ -12,12 +13,16 @@ from ._types import (
     OutboxEntry,
     RoutingLogRow,
     StateError,
+    StateOfAnotherOrg,
+    StateSetupError,
     StateStatus,
+    StateTooNew,
 )
 
 __all__ = [
     "CREATE_OPS",
     "MIGRATIONS",
+    "BackupSummary",
     "ChannelStatus",
     "DeadLetter",
     "DecidedBatch",
@@ -27,6 +32,11 @@ __all__ = [
     "OutboxEntry",
     "RoutingLogRow",
     "StateError",
+    "StateOfAnotherOrg",
+    "StateSetupError",
     "StateStatus",
     "StateStore",
+    "StateTooNew",
+    "backup_state",
+    "known_version",
 ]

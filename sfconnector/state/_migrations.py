@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import sqlite_utils
 
 from ..clock import Clock, system_clock
-from ._types import StateError
+from ._types import StateTooNew
 
 
 @dataclass(frozen=True)
@@ -97,11 +97,31 @@ def _v3_readings(db: sqlite_utils.Database) -> None:
     db.table("readings").create({"name": str, "value": str, "updated_at": str}, pk="name", not_null={"value"})
 
 
+def _v4_identity(db: sqlite_utils.Database) -> None:
+    # Which org this file belongs to: checkpoints and outbox entries of one org must never be replayed or
+    # written to another (a copied config, a sandbox refresh pointed at production's state).
+    db.table("identity").create({"name": str, "value": str, "recorded_at": str}, pk="name", not_null={"value"})
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "checkpoints, outbox, processed events, routing log, dead letters", _v1_initial),
     Migration(2, "when each channel started at latest first went live", _v2_live_since),
     Migration(3, "the daemon's last readings: API usage, event times", _v3_readings),
+    Migration(4, "the org the state belongs to", _v4_identity),
 )
+
+
+def known_version(migrations: tuple[Migration, ...] = MIGRATIONS) -> int:
+    """The newest schema version this build knows."""
+    return max((m.version for m in migrations), default=0)
+
+
+def too_new_message(version: int, known: int) -> str:
+    return (
+        f"the state file is at schema version {version}, newer than this sfconnector knows ({known}): it was "
+        "written by a newer sfconnector. Run that version (or newer), or restore a backup taken before the "
+        "upgrade (docs/operations.md, Upgrades); this build never writes to it"
+    )
 
 
 def current_version(db: sqlite_utils.Database) -> int:
@@ -121,12 +141,9 @@ def migrate(
                 {"version": int, "description": str, "applied_at": str}, pk="version"
             )
     version = current_version(db)
-    known = max((m.version for m in migrations), default=0)
+    known = known_version(migrations)
     if version > known:
-        raise StateError(
-            f"the state file is at schema version {version}, newer than this sfconnector knows ({known}); "
-            "upgrade sfconnector or point it at another state file"
-        )
+        raise StateTooNew(too_new_message(version, known))
     for migration in sorted(migrations, key=lambda m: m.version):
         if migration.version <= version:
             continue

@@ -14,6 +14,7 @@ has a single writer task plus the pipeline.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -25,9 +26,10 @@ from typing import Any
 import sqlite_utils
 
 from ..clock import Clock, system_clock
-from ._migrations import current_version, migrate
+from ._migrations import current_version, known_version, migrate, too_new_message
 from ._types import (
     OUTBOX_OPS,
+    BackupSummary,
     ChannelStatus,
     DeadLetter,
     DecidedBatch,
@@ -35,7 +37,9 @@ from ._types import (
     OutboxEntry,
     RoutingLogRow,
     StateError,
+    StateOfAnotherOrg,
     StateStatus,
+    StateTooNew,
 )
 
 _OPEN_STATUSES = ("pending", "retrying")
@@ -77,12 +81,16 @@ class StateStore:
     # -- lifecycle --------------------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: Path, clock: Clock = system_clock) -> StateStore:
+    def open(cls, path: Path, clock: Clock = system_clock, *, readonly: bool = False) -> StateStore:
         """Open (creating directories and file as needed) and bring the schema up to date.
 
         `clock` stamps rows (created, updated, dead-lettered): local scheduling time, never a business date.
+        `readonly`: for commands that only look (status, deadletters list): the file must exist, is never
+        migrated or written, and must be at exactly this build's schema version.
         """
         path = Path(path)
+        if readonly:
+            return cls._open_readonly(path, clock)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             if not path.exists():
@@ -104,6 +112,40 @@ class StateStore:
         except BaseException:
             conn.close()
             raise
+        match_owner(path)
+        return cls(db, path, clock)
+
+    @classmethod
+    def _open_readonly(cls, path: Path, clock: Clock) -> StateStore:
+        if not path.is_file():
+            raise StateError(f"no state at {path}")
+        try:
+            conn = sqlite3.connect(
+                f"{path.resolve().as_uri()}?mode=ro",
+                uri=True,
+                check_same_thread=False,
+                isolation_level=None,
+                timeout=10.0,
+            )
+        except sqlite3.Error as exc:
+            raise StateError(f"cannot open the state file {path}: {exc}") from exc
+        try:
+            db = sqlite_utils.Database(conn)
+            version, known = current_version(db), known_version()
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise StateError(f"{path} is not a usable sfconnector state file: {exc}") from exc
+        match_owner(path)
+        if version > known:
+            conn.close()
+            raise StateTooNew(too_new_message(version, known))
+        if version < known:
+            conn.close()
+            raise StateError(
+                f"the state file is at schema version {version}, older than this sfconnector's ({known}): "
+                "the daemon of this version migrates it when it starts (restart it after an upgrade); "
+                "this command never writes to it"
+            )
         return cls(db, path, clock)
 
     @property
@@ -454,6 +496,42 @@ class StateStore:
             )
             db.execute("DELETE FROM errors WHERE id <= (SELECT MAX(id) FROM errors) - ?", [_MAX_ERROR_ROWS])
 
+    def org_id(self) -> str | None:
+        """The org this state belongs to (None: not yet bound; a file from before schema version 4)."""
+        rows = self._rows("SELECT value FROM identity WHERE name = 'org_id'")
+        return str(rows[0]["value"]) if rows else None
+
+    def bind_org(self, org_id: str) -> bool:
+        """Remember that this state belongs to `org_id` (True the first time), or refuse another org.
+
+        Org ids compare on their first 15 characters (the 18-character form only adds a case checksum).
+        """
+        with self._tx() as db:
+            row = db.execute("SELECT value FROM identity WHERE name = 'org_id'").fetchone()
+            if row is None:
+                db.execute(
+                    "INSERT INTO identity (name, value, recorded_at) VALUES ('org_id', ?, ?)",
+                    [org_id, _ts(self._now())],
+                )
+                return True
+        known = str(row[0])
+        if known[:15] != org_id[:15]:
+            raise StateOfAnotherOrg(
+                f"the state file {self._path} belongs to org {known}, but the config logs in to org "
+                f"{org_id}: its checkpoints and pending writes are not this org's. Point state.path (or "
+                "--state) at this org's own state file, or move this one away to start afresh "
+                "(docs/operations.md, Backups and moves)"
+            )
+        return False
+
+    def last_outbox_error(self) -> str | None:
+        """The error of the write retried most recently, for /healthz."""
+        rows = self._rows(
+            "SELECT last_error FROM outbox WHERE status = 'retrying' AND last_error IS NOT NULL"
+            " ORDER BY updated_at DESC LIMIT 1"
+        )
+        return str(rows[0]["last_error"]) if rows else None
+
     def status(self) -> StateStatus:
         channels = tuple(
             ChannelStatus(r["channel"], int(r["replay_id"]), _parse_ts(r["updated_at"]))
@@ -537,4 +615,89 @@ def _dead_letter(row: Mapping[str, Any]) -> DeadLetter:
         payload=json.loads(row["payload"]),
         reason=row["reason"],
         created_at=_stamp(row["created_at"]),
+    )
+
+
+def match_owner(path: Path) -> None:
+    """Root in a shell (`status`, `deadletters`) must not leave the -wal and -shm files it made root's: the
+    daemon's own (systemd DynamicUser=) user could then no longer open the file. Give them its owner."""
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return
+    try:
+        owner = path.stat()
+    except OSError:
+        return
+    for suffix in ("-wal", "-shm"):
+        side = path.with_name(path.name + suffix)
+        try:
+            st = side.stat()
+            if (st.st_uid, st.st_gid) != (owner.st_uid, owner.st_gid):
+                os.chown(side, owner.st_uid, owner.st_gid)
+        except OSError:
+            continue
+
+
+def backup_state(source: Path, destination: Path, *, overwrite: bool = False) -> BackupSummary:
+    """A consistent copy of the state file through SQLite's online backup API, safe while the daemon runs.
+
+    The copy is written next to `destination` and renamed into place once complete and checked
+    (`PRAGMA integrity_check`), owner-only (it holds people's names and email addresses). Any schema
+    version is copied: a backup is how one goes back after an upgrade.
+    """
+    source, destination = Path(source), Path(destination)
+    if destination.is_dir():
+        destination = destination / source.name
+    if not source.is_file():
+        raise StateError(f"no state at {source}")
+    if destination.exists() and not overwrite:
+        raise StateError(f"{destination} exists already (pass --force to replace it)")
+    if destination.resolve() == source.resolve():
+        raise StateError("the backup cannot replace the state file itself")
+    partial = destination.with_name(f".{destination.name}.partial")
+    try:
+        src = sqlite3.connect(f"{source.resolve().as_uri()}?mode=ro", uri=True, timeout=10.0)
+    except sqlite3.Error as exc:
+        raise StateError(f"cannot open the state file {source}: {exc}") from exc
+    try:
+        partial.unlink(missing_ok=True)
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.close(fd)
+        dst = sqlite3.connect(str(partial))
+        try:
+            src.backup(dst, pages=1024)
+            # One self-contained file (no -wal beside it to lose in the rename or a copy); the daemon turns
+            # WAL on again when it opens a restored copy.
+            dst.execute("PRAGMA journal_mode=DELETE")
+            check = dst.execute("PRAGMA integrity_check").fetchone()
+            if not check or check[0] != "ok":
+                raise StateError(f"the copy of {source} failed its integrity check: {check}")
+            db = sqlite_utils.Database(dst)
+            version = current_version(db)
+            org = None
+            if "identity" in db.table_names():
+                row = dst.execute("SELECT value FROM identity WHERE name = 'org_id'").fetchone()
+                org = str(row[0]) if row else None
+            pages = int(dst.execute("PRAGMA page_count").fetchone()[0])
+        finally:
+            dst.close()
+        os.replace(partial, destination)
+    except sqlite3.DatabaseError as exc:
+        partial.unlink(missing_ok=True)
+        raise StateError(f"{source} is not a usable sfconnector state file: {exc}") from exc
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise StateError(f"cannot write the backup {destination}: {exc}") from exc
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    finally:
+        src.close()
+        match_owner(source)
+    return BackupSummary(
+        source=str(source),
+        destination=str(destination),
+        schema_version=version,
+        size_bytes=destination.stat().st_size,
+        pages=pages,
+        org_id=org,
     )

@@ -17,6 +17,31 @@ class StateError(SfconnectorError):
     """The state file cannot be used (written by a newer version, unknown dead letter, bad entry)."""
 
 
+class StateSetupError(StateError):
+    """The state file is not this daemon's to use as it stands (another org's, a newer schema): restarting
+    cannot fix it, a person must (the daemon exits with status 3 and systemd does not restart it)."""
+
+
+class StateOfAnotherOrg(StateSetupError):
+    """The state file remembers another org than the one the config logs in to."""
+
+
+class StateTooNew(StateSetupError):
+    """The state file was written by a newer sfconnector (a schema version this build does not know)."""
+
+
+@dataclass(frozen=True)
+class BackupSummary:
+    """What `sfconnector state backup` copied."""
+
+    source: str
+    destination: str
+    schema_version: int
+    size_bytes: int
+    pages: int
+    org_id: str | None
+
+
 @dataclass(frozen=True)
 class OutboxEntry:
     """One Salesforce write decided by the pipeline, keyed by a deterministic idempotency key."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import suppress
 from typing import Any, cast
@@ -91,6 +92,10 @@ class StreamClient(aiosfstream_ng.Client):
             ssl_context = ssl.create_default_context(cafile=ca_file)
         self.ssl = ssl_context
         self._pushed_back: JsonObject | None = None
+        # When a /meta/connect last came back successful (time.monotonic()), and how many did not: an idle
+        # stream is alive only while its long-polls are answered (the daemon's watchdog reads these).
+        self.last_connect_ok: float | None = None
+        self.connects_failed = 0
 
     def get_cometd_url(self, instance_url: str) -> str:  # type: ignore[override]
         return f"{instance_url.rstrip('/')}/cometd/{self.api_version}"
@@ -113,6 +118,11 @@ class StreamClient(aiosfstream_ng.Client):
         def connect_done(future: asyncio.Future[JsonObject]) -> None:
             # A connect cancelled by close() has no advice to follow; the library would log a traceback.
             if not future.cancelled():
+                answer = None if future.exception() is not None else future.result()
+                if isinstance(answer, dict) and answer.get("successful", True):
+                    self.last_connect_ok = time.monotonic()
+                else:
+                    self.connects_failed += 1
                 follow_advice(future)
 
         transport._connect_done = connect_done  # type: ignore[attr-defined]
