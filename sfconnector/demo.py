@@ -21,12 +21,14 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 import yaml
 
+from sfconnector.rules.totals import totals_from_aggregates
 from sfconnector.state import StateStore
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -472,24 +474,32 @@ def _report_rewards(org: _Org, config_path: Path, echo: Callable[[str], None]) -
         for line in reasons:
             echo(line)
     advocates = org.query(
-        "SELECT Name, Total_Referrals__c, Successful_Referrals__c, Reward_Balance__c FROM Advocate__c"
+        "SELECT Id, Name, Total_Referrals__c, Successful_Referrals__c, Reward_Balance__c FROM Advocate__c"
         " WHERE Total_Referrals__c > 0 ORDER BY Name"
     )
+    sums: dict[str, dict[str, Decimal]] = {}
+    for row in org.query(
+        "SELECT Advocate__c, Status__c, SUM(Amount__c) total FROM Reward__c GROUP BY Advocate__c, Status__c"
+    ):
+        by_status = sums.setdefault(str(row["Advocate__c"])[:15], {})
+        by_status[str(row["Status__c"])] = Decimal(str(row["total"] or 0))
     echo("\nAdvocates' totals (recomputed from their referrals and rewards):\n")
     echo(
         _table(
-            ["advocate", "referrals", "successful", "balance owed"],
+            ["advocate", "referrals", "successful", "owed", "awaiting approval"],
             [
                 [
                     str(a["Name"]),
                     str(int(a["Total_Referrals__c"] or 0)),
                     str(int(a["Successful_Referrals__c"] or 0)),
                     f"{a['Reward_Balance__c'] or 0:,.2f}",
+                    f"{totals_from_aggregates({}, sums.get(str(a['Id'])[:15], {})).awaiting_approval:,.2f}",
                 ]
                 for a in advocates
             ],
         )
     )
+    echo("   owed: Approved rewards not yet paid (Reward_Balance__c); awaiting approval: Pending Approval")
 
 
 def _report(

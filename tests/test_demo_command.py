@@ -41,12 +41,20 @@ def test_demo_follows_deals_to_rewards_totals_and_emails(out: str) -> None:
     patel = next(line for line in lines if line.startswith("Grace Hopper") and "Patel referral deal" in line)
     assert "200.00" in patel and "Paid" in patel and "base" in patel and "2027-01-06" in patel
     iyer = next(line for line in lines if line.startswith("Alan Turing") and "Iyer referral deal" in line)
-    assert "2,000.00" in iyer and "Pending Approval" in iyer and "Commission" in iyer
-    assert any("capped at 1,000.00; promotion 'double-december' x2 = 2,000.00" in line for line in lines)
+    # 5% of 30,000 doubled by the December promotion, then held to the rule's max: max is the most it pays
+    assert "1,000.00" in iyer and "Pending Approval" in iyer and "Commission" in iyer
+    assert any(
+        "5% of 30,000.00 = 1,500.00; promotion 'double-december' x2 = 3,000.00;"
+        " capped at 1,000.00 after promotions" in line
+        for line in lines
+    )
     emails = out.split("Emails to advocates")[1].split("Rewards")[0]
     assert "to grace@advocates.example: Your reward of 200.00 has been paid" in emails
     assert "to ada@advocates.example: An update on your referral Tom Okafor" in emails
     assert "katherine@advocates.example" not in emails  # opted out of program emails
     totals = out.split("Advocates' totals")[1]
+    assert "owed" in totals and "awaiting approval" in totals
     grace = next(line for line in totals.splitlines() if line.startswith("Grace Hopper"))
-    assert grace.split()[2:5] == ["1", "1", "0.00"]
+    assert grace.split()[2:6] == ["1", "1", "0.00", "0.00"]  # her reward is paid: nothing owed
+    alan = next(line for line in totals.splitlines() if line.startswith("Alan Turing"))
+    assert alan.split()[2:6] == ["2", "1", "0.00", "1,000.00"]  # above 500: not owed until approved

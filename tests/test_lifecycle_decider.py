@@ -277,3 +277,27 @@ def test_a_batch_decided_again_after_a_failed_commit_decides_the_same_writes() -
     retried = lifecycle.decide([converted()], [], NOW)
     assert [e.key for e in retried.outbox] == [e.key for e in first.outbox]
     assert any(e.key.startswith("referral-status:") for e in retried.outbox)
+
+
+def test_a_win_read_weeks_later_is_dated_by_its_commit_not_by_the_local_clock() -> None:
+    """Hold and promotions count from the day Salesforce stamped the win (UTC), however late it is read."""
+    org = FakeOrg()
+    org.land("Converted")
+    problems: list[Any] = []
+    reward_rules = compile_rewards(
+        {
+            "hold_days": 10,
+            "rules": [{"name": "share", "percent": 2, "max": 250}],
+            "promotions": [{"name": "year-end", "from": "2026-12-01", "to": "2026-12-31", "multiply": 3}],
+        },
+        problems,
+    )
+    assert problems == []
+    lifecycle = LifecycleDecider(rules(reward_rules), reward_rules, org, "sfconnector")  # type: ignore[arg-type]
+    stamped = datetime(2026, 12, 31, 23, 30, tzinfo=UTC)
+    late = replace(won(), commit_timestamp_ms=int(stamped.timestamp() * 1000))
+    result = lifecycle.decide([late], [], datetime(2027, 1, 20, 9, 0, tzinfo=UTC))
+    [reward] = [e for e in result.outbox if e.sobject == "Reward__c"]
+    # 2% of 5,000 = 100, x3 in the year-end promotion = 300, capped at 250 after promotions
+    assert reward.fields["Amount__c"] == 250.0
+    assert reward.fields["Payable_On__c"] == "2027-01-10"

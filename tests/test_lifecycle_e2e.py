@@ -10,6 +10,7 @@ history with the daemon's local state deleted.
 from __future__ import annotations
 
 import itertools
+import json
 import sqlite3
 import subprocess
 import sys
@@ -508,6 +509,12 @@ def test_explain_opportunity_shows_each_rules_verdict_and_the_rewards_in_salesfo
     partner = next(line for line in lines if "partner-percent:" in line)
     assert partner.strip().startswith("match") and "already exists" in partner
     assert any(f"reward:{opportunity_id}:partner-percent: 300.00" in line for line in lines)
+    s.totals_are(1, 1, 300.0)  # the explanation shows the advocate's numbers by the record's definition
+    assert any(
+        line.startswith("Advocate totals: 1 referral(s) (0 rejected or duplicate apart), 1 successful;")
+        and "owed 300.00 (Approved, not yet paid: Reward_Balance__c), awaiting approval 0.00" in line
+        for line in lines
+    )
     as_json = subprocess.run(
         [
             sys.executable,
@@ -525,6 +532,7 @@ def test_explain_opportunity_shows_each_rules_verdict_and_the_rewards_in_salesfo
         timeout=60,
     )
     assert '"matched": true' in as_json.stdout
+    assert json.loads(as_json.stdout)["advocate_totals"]["owed"] == "300.00"
 
 
 def test_explain_opportunity_judges_an_open_deal_as_if_won_and_refuses_unknown_ids(

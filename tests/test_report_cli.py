@@ -27,6 +27,7 @@ REFERRALS = [
     ("GRACE-1001", "Card", "Won", "advocate-owner", True),
     ("GRACE-1001", "Email", "Converted", "advocate-owner", True),
     ("GRACE-1001", "Email", "Lost", "advocate-owner", True),
+    ("GRACE-1001", "Web", "Duplicate", "attribution:rejected", False),  # not in her Total_Referrals__c
     ("ALAN-1002", "Social", "Lead", "partner-social-to-desk", False),
     ("ALAN-1002", "Web", "Won", "advocate-owner", True),
     ("ADA-1003", "Verbal", "Rejected", "attribution:rejected", False),
@@ -94,21 +95,22 @@ def test_json_report_counts_the_funnel_liability_leaders_and_overrides(
         total["lost"],
         total["rejected"],
     ) == (
-        8,
+        9,
         6,  # five routed to an advocate's owner, one to the Referral Desk queue
         5,
         3,
         1,
-        1,
+        2,  # Rejected and Duplicate
     )
     by_channel = {f["group"]: f for f in body["funnel"]["by_channel"]}
     assert by_channel["Card"]["won"] == 2 and by_channel["Email"]["converted"] == 2
     by_program = {f["group"]: f for f in body["funnel"]["by_program"]}
-    assert by_program["Customer"]["received"] == 4 and by_program["Partner"]["won"] == 1
+    assert by_program["Customer"]["received"] == 5 and by_program["Partner"]["won"] == 1
     assert by_program["(none)"]["received"] == 1
 
     liability = body["reward_liability"]
-    assert liability["owed"] == "950.00"  # 100 + 600 + 250: approved or waiting for approval
+    # owed is what the advocates' Reward_Balance__c hold (Approved, not paid); Pending Approval is apart
+    assert (liability["owed"], liability["awaiting_approval"]) == ("350.00", "600.00")
     rows = {(r["status"], r["type"]): r for r in liability["by_status_and_type"]}
     assert rows[("Paid", "Gift Card")]["amount"] == "50.00"
 
@@ -117,12 +119,14 @@ def test_json_report_counts_the_funnel_liability_leaders_and_overrides(
         advocates["GRACE-1001"]["Name"],
         advocates["ALAN-1002"]["Name"],
     ]
-    assert (leaders[0]["successful"], leaders[0]["referrals"], leaders[0]["reward_amount"]) == (
-        2,
-        4,
-        "750.00",
-    )
+    grace = {k: leaders[0][k] for k in ("successful", "referrals", "rejected", "reward_amount")}
+    # referrals as on her record (Lead, Converted, Won, Lost); her duplicate counted apart
+    assert grace == {"successful": 2, "referrals": 4, "rejected": 1, "reward_amount": "750.00"}
+    assert (leaders[0]["owed"], leaders[0]["awaiting_approval"]) == ("100.00", "600.00")
     assert leaders[1]["reward_amount"] == "250.00"  # the rejected reward does not count
+    assert (leaders[1]["owed"], leaders[1]["awaiting_approval"]) == ("250.00", "0.00")
+    # an advocate whose only referral was rejected is no top advocate
+    assert advocates["ADA-1003"]["Name"] not in [a["name"] for a in leaders]
 
     overrides = {o["rule"]: o for o in body["routing_overrides"]}
     assert overrides["advocate-owner"] == {
@@ -144,7 +148,8 @@ def test_table_and_csv_show_the_same_numbers(
     table = _report(config).stdout
     for heading in ("Funnel by channel", "Funnel by advocate program", "Top advocates", "Reward liability"):
         assert heading in table
-    assert "owed: 950.00" in table
+    assert "owed (Approved, not yet paid): 350.00" in table
+    assert "awaiting approval (Pending Approval): 600.00" in table
     rows = list(csv.DictReader(io.StringIO(_report(config, "--format", "csv").stdout)))
     won = [
         r

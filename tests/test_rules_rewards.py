@@ -145,24 +145,90 @@ PROMOS: list[dict[str, Any]] = [
 @pytest.mark.parametrize(
     ("won_on", "expected"),
     [
-        (date(2026, 11, 30), "500.00"),
-        (date(2026, 12, 1), "1050.00"),  # multiply first, then add, whatever the YAML order
-        (date(2026, 12, 31), "1050.00"),
-        (date(2027, 1, 1), "500.00"),
+        (date(2026, 11, 30), "480.00"),
+        (date(2026, 12, 1), "1010.00"),  # multiply first, then add, whatever the YAML order
+        (date(2026, 12, 31), "1010.00"),
+        (date(2027, 1, 1), "480.00"),
     ],
 )
 def test_promotions_apply_inside_their_window_multiply_then_add(won_on: date, expected: str) -> None:
-    rules = compile_ok({"rules": [{"name": "p", "percent": 10, "max": 500}], "promotions": PROMOS})
+    rules = compile_ok({"rules": [{"name": "p", "percent": 4}], "promotions": PROMOS})
     decision = only(decide_rewards(won(won_on=won_on), advocate(), [], rules, TODAY))
     assert decision.amount == Decimal(expected)
 
 
-def test_promotion_reason_spells_out_the_math() -> None:
-    rules = compile_ok({"rules": [{"name": "p", "percent": 10, "max": 500}], "promotions": PROMOS[1:]})
+def test_max_caps_the_final_amount_after_promotions_by_default() -> None:
+    """An admin's `max` is the most the rule pays, promotion or not; the reason shows the order."""
+    rules = compile_ok({"rules": [{"name": "p", "percent": 10, "max": 500}], "promotions": PROMOS})
     decision = only(decide_rewards(won(won_on=date(2026, 12, 5)), advocate(), [], rules, TODAY))
+    assert decision.amount == Decimal("500.00")
     assert decision.reason == (
-        "10% of 12,000.00 = 1,200.00, capped at 500.00; promotion 'Double December' x2 = 1,000.00"
+        "10% of 12,000.00 = 1,200.00; promotion 'Double December' x2 = 2,400.00;"
+        " promotion 'Bonus' +50.00 = 2,450.00; capped at 500.00 after promotions"
     )
+
+
+def test_min_raises_the_final_amount_after_promotions_by_default() -> None:
+    rules = compile_ok(
+        {"rules": [{"name": "p", "percent": 1, "min": 75}], "promotions": PROMOS[1:]},
+    )
+    decision = only(decide_rewards(won("2000", won_on=date(2026, 12, 5)), advocate(), [], rules, TODAY))
+    assert decision.amount == Decimal("75.00")
+    assert decision.reason == (
+        "1% of 2,000.00 = 20.00; promotion 'Double December' x2 = 40.00; raised to minimum 75.00 after promotions"
+    )
+
+
+def test_cap_applies_before_promotions_multiplies_the_capped_base() -> None:
+    """The behaviour before cap_applies existed, on request: the promotion doubles a capped amount."""
+    section = {
+        "cap_applies": "before_promotions",
+        "rules": [{"name": "p", "percent": 10, "max": 500}],
+        "promotions": PROMOS,
+    }
+    decision = only(decide_rewards(won(won_on=date(2026, 12, 5)), advocate(), [], compile_ok(section), TODAY))
+    assert decision.amount == Decimal("1050.00")
+    assert decision.reason == (
+        "10% of 12,000.00 = 1,200.00, capped at 500.00 before promotions;"
+        " promotion 'Double December' x2 = 1,000.00; promotion 'Bonus' +50.00 = 1,050.00"
+    )
+
+
+def test_a_rules_cap_applies_overrides_the_sections() -> None:
+    section = {
+        "cap_applies": "before_promotions",
+        "rules": [
+            {
+                "name": "late-cap",
+                "percent": 10,
+                "max": 500,
+                "cap_applies": "after_promotions",
+                "continue": True,
+            },
+            {"name": "early-cap", "percent": 10, "max": 500},
+        ],
+        "promotions": PROMOS[1:],
+    }
+    late, early = decide_rewards(won(won_on=date(2026, 12, 5)), advocate(), [], compile_ok(section), TODAY)
+    assert (late.rule, late.amount) == ("late-cap", Decimal("500.00"))
+    assert (early.rule, early.amount) == ("early-cap", Decimal("1000.00"))
+
+
+def test_without_an_active_promotion_the_order_is_not_mentioned() -> None:
+    """Outside any promotion window both placements give the same amount and the same reason."""
+    for cap_applies in ("after_promotions", "before_promotions"):
+        rules = compile_ok(
+            {
+                "cap_applies": cap_applies,
+                "rules": [{"name": "p", "percent": 10, "max": 500}],
+                "promotions": PROMOS,
+            }
+        )
+        decision = only(decide_rewards(won(won_on=date(2026, 6, 1)), advocate(), [], rules, TODAY))
+        assert (decision.amount, decision.reason) == (
+            Decimal("500.00"),
+            "10% of 12,000.00 = 1,200.00, capped at 500.00",
+        )
 
 
 def test_promotion_limited_to_named_rules_and_conditions() -> None:
@@ -234,7 +300,7 @@ def test_first_matching_rule_wins_unless_it_continues() -> None:
         (None, "bill credit", "Bill Credit"),
         (None, None, "Commission"),  # the section default
         (None, "Lottery Ticket", "Commission"),
-        ("Gift Card", "Charity", "Gift Card"),
+        ("Gift Card", "Charity", "Gift Card"),  # the rule's type beats the advocate's preference
         ("preferred", "Charity", "Charity"),
     ],
 )
@@ -248,6 +314,37 @@ def test_reward_type_from_preference_or_default(
     assert (
         only(decide_rewards(won(), advocate(preferred_reward=preferred), [], rules, TODAY)).type == expected
     )
+
+
+@pytest.mark.parametrize(
+    ("preferred", "expected"), [(None, "Bill Credit"), ("Raffle", "Bill Credit"), ("charity", "Charity")]
+)
+def test_a_rules_default_type_beats_the_sections_but_not_a_usable_preference(
+    preferred: str | None, expected: str
+) -> None:
+    rules = compile_ok(
+        {"default_type": "Commission", "rules": [{"name": "b", "amount": 80, "default_type": "Bill Credit"}]}
+    )
+    assert (
+        only(decide_rewards(won(), advocate(preferred_reward=preferred), [], rules, TODAY)).type == expected
+    )
+
+
+@pytest.mark.parametrize(
+    ("won_on", "status", "amount"),
+    [(date(2026, 6, 1), "Approved", "360.00"), (date(2026, 12, 5), "Pending Approval", "450.00")],
+)
+def test_approval_threshold_is_compared_with_the_final_amount(won_on: date, status: str, amount: str) -> None:
+    """3% of 12,000 = 360 passes a 400 threshold; inside a x2 promotion it is 720, capped at 450: above it."""
+    rules = compile_ok(
+        {
+            "approval_above": 400,
+            "rules": [{"name": "p", "percent": 3, "max": 450}],
+            "promotions": [{"name": "x2", "from": "2026-12-01", "to": "2026-12-31", "multiply": 2}],
+        }
+    )
+    decision = only(decide_rewards(won(won_on=won_on), advocate(), [], rules, TODAY))
+    assert (decision.status, decision.amount) == (status, Decimal(amount))
 
 
 @pytest.mark.parametrize(
@@ -437,6 +534,18 @@ def test_clawback_leaves_rewards_alone(
             "did you mean 'base'",
         ),
         ({"clawback": {"within_days": -1}}, ("rewards", "clawback", "within_days"), "whole number"),
+        ({"cap_applies": "after"}, ("rewards", "cap_applies"), "one of: after_promotions, before_promotions"),
+        ({"cap_applies": True}, ("rewards", "cap_applies"), "must be after_promotions or before_promotions"),
+        (
+            {"rules": [{"name": "a", "percent": 5, "max": 9, "cap_applies": "before-promotions"}]},
+            ("rewards", "rules", 0, "cap_applies"),
+            "did you mean 'before_promotions'",
+        ),
+        (
+            {"rules": [{"name": "a", "amount": 5, "cap_applies": "before_promotions"}]},
+            ("rewards", "rules", 0, "cap_applies"),
+            "only applies to percent and tiered rules",
+        ),
     ],
 )
 def test_compile_reports_problems_with_path_and_never_raises(

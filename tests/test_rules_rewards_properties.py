@@ -33,6 +33,7 @@ from sfconnector.rules.rewards import (
     OpportunityReversalFacts,
     Problem,
     RewardDecision,
+    RewardRule,
     RewardRules,
     WonOpportunityFacts,
     compile_rewards,
@@ -68,8 +69,11 @@ def tiers(draw: st.DrawFn) -> list[dict[str, Any]]:
     return result
 
 
+CAP_PLACEMENTS = ["after_promotions", "before_promotions"]
+
+
 @st.composite
-def rule_dicts(draw: st.DrawFn, name: str, caps: bool = True) -> dict[str, Any]:
+def rule_dicts(draw: st.DrawFn, name: str, caps: bool = True, placements: bool = False) -> dict[str, Any]:
     kind = draw(st.sampled_from(["amount", "percent", "tiers"]))
     rule: dict[str, Any] = {"name": name}
     if kind == "amount":
@@ -87,6 +91,8 @@ def rule_dicts(draw: st.DrawFn, name: str, caps: bool = True) -> dict[str, Any]:
             rule["min"] = low
         if high is not None:
             rule["max"] = high
+        if placements and draw(st.booleans()):
+            rule["cap_applies"] = draw(st.sampled_from(CAP_PLACEMENTS))
     if draw(st.booleans()):
         rule["when"] = {"program": draw(st.lists(st.sampled_from(PROGRAMS), min_size=1, max_size=2))}
     rule["continue"] = draw(st.booleans())
@@ -111,10 +117,17 @@ def promotion_dicts(draw: st.DrawFn, i: int) -> dict[str, Any]:
 
 
 @st.composite
-def reward_rules(draw: st.DrawFn, promotions: bool = True, caps: bool = True) -> RewardRules:
+def reward_sections(
+    draw: st.DrawFn,
+    promotions: bool = True,
+    caps: bool = True,
+    cap_applies: str | None = None,
+    placements: bool = False,
+) -> dict[str, Any]:
+    """A valid `rewards:` section; `cap_applies` sets the section's placement, `placements` lets rules choose."""
     count = draw(st.integers(1, 3))
     section: dict[str, Any] = {
-        "rules": [draw(rule_dicts(f"rule{i}", caps)) for i in range(count)],
+        "rules": [draw(rule_dicts(f"rule{i}", caps, placements)) for i in range(count)],
         "clawback": {"within_days": draw(st.integers(0, 120))},
         "hold_days": draw(st.integers(0, 30)),
     }
@@ -122,6 +135,21 @@ def reward_rules(draw: st.DrawFn, promotions: bool = True, caps: bool = True) ->
         section["promotions"] = [draw(promotion_dicts(i)) for i in range(draw(st.integers(0, 2)))]
     if draw(st.booleans()):
         section["approval_above"] = draw(money)
+    if cap_applies is not None:
+        section["cap_applies"] = cap_applies
+    return section
+
+
+@st.composite
+def reward_rules(
+    draw: st.DrawFn,
+    promotions: bool = True,
+    caps: bool = True,
+    cap_applies: str | None = None,
+    placements: bool = False,
+) -> RewardRules:
+    """Compiled `reward_sections`."""
+    section = draw(reward_sections(promotions, caps, cap_applies, placements))
     problems: list[Problem] = []
     rules = compile_rewards(section, problems)
     assert problems == [], (section, problems)
@@ -199,6 +227,82 @@ def test_min_and_max_caps_hold_without_promotions(
             expected = max(expected, rule.minimum) if rule.minimum is not None else expected
             expected = min(expected, rule.maximum) if rule.maximum is not None else expected
             assert decision.amount == expected.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+
+
+def spec_amount(
+    rule: RewardRule, rules: RewardRules, won: WonOpportunityFacts, advocate: AdvocateFacts
+) -> Decimal:
+    """The documented math, written out independently of rewards.py: base, promotions, min/max where placed."""
+    base = max(won.amount or Decimal(0), Decimal(0))
+    count = max(advocate.successful_referrals, 0)
+    value, percent = rule.amount or Decimal(0), rule.percent
+    if rule.kind == "tiered":
+        tier = next(t for t in rule.tiers if t.low <= count and (t.high is None or count <= t.high))
+        value, percent = tier.amount or Decimal(0), tier.percent
+    if percent is not None:
+        value = base * percent / 100
+    assert won.won_on is not None
+    active = [
+        p
+        for p in rules.promotions
+        if p.starts <= won.won_on <= p.ends and (not p.rules or rule.name in p.rules)
+    ]
+
+    def clamp(amount: Decimal) -> Decimal:
+        amount = max(amount, rule.minimum) if rule.minimum is not None else amount
+        return min(amount, rule.maximum) if rule.maximum is not None else amount
+
+    placement = rule.cap_applies or rules.cap_applies
+    if placement == "before_promotions":
+        value = clamp(value)
+    for p in active:
+        value = value * p.multiply if p.multiply is not None else value
+    for p in active:
+        value = value + p.add if p.add is not None else value
+    if placement == "after_promotions":
+        value = clamp(value)
+    return value.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+
+
+@given(reward_rules(), advocates(), won_facts())
+def test_promotions_never_take_a_reward_past_its_max_or_below_its_min(
+    rules: RewardRules, advocate: AdvocateFacts, won: WonOpportunityFacts
+) -> None:
+    """By default min and max bound the final amount: whatever promotions are active, max is the most paid."""
+    by_name = {rule.name: rule for rule in rules.rules}
+    for decision in decide_rewards(won, advocate, [], rules, TODAY):
+        rule = by_name[decision.rule]
+        if rule.minimum is not None:
+            assert decision.amount >= rule.minimum.quantize(Decimal("0.01"))
+        if rule.maximum is not None:
+            assert decision.amount <= rule.maximum.quantize(Decimal("0.01"))
+        assert decision.amount == spec_amount(rule, rules, won, advocate)
+
+
+@given(reward_rules(cap_applies="before_promotions"), advocates(), won_facts())
+def test_cap_applies_before_promotions_bounds_the_base_then_promotes(
+    rules: RewardRules, advocate: AdvocateFacts, won: WonOpportunityFacts
+) -> None:
+    """The old order on request: clamp(base) first, then multipliers, then additions."""
+    by_name = {rule.name: rule for rule in rules.rules}
+    for decision in decide_rewards(won, advocate, [], rules, TODAY):
+        assert decision.amount == spec_amount(by_name[decision.rule], rules, won, advocate)
+
+
+@given(
+    st.sampled_from(CAP_PLACEMENTS).flatmap(lambda c: reward_rules(cap_applies=c, placements=True)),
+    advocates(),
+    won_facts(),
+)
+def test_each_rule_places_its_min_and_max_as_it_says_or_as_the_section_says(
+    rules: RewardRules, advocate: AdvocateFacts, won: WonOpportunityFacts
+) -> None:
+    by_name = {rule.name: rule for rule in rules.rules}
+    for decision in decide_rewards(won, advocate, [], rules, TODAY):
+        rule = by_name[decision.rule]
+        assert decision.amount == spec_amount(rule, rules, won, advocate)
+        if (rule.cap_applies or rules.cap_applies) == "after_promotions" and rule.maximum is not None:
+            assert decision.amount <= rule.maximum.quantize(Decimal("0.01"))
 
 
 @given(reward_rules(), advocates(), won_facts())
@@ -384,6 +488,9 @@ SECTION_WORDS = [
     "approval_above",
     "hold_days",
     "continue",
+    "cap_applies",
+    "after_promotions",
+    "before_promotions",
     "from",
     "to",
     "multiply",

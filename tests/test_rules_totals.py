@@ -19,7 +19,7 @@ def test_counts_real_referrals_and_won_ones() -> None:
     statuses = ["Lead", "Converted", "Won", "Won", "Lost", "Rejected", "Duplicate"]
     referrals = [ReferralRecord(f"lead:{i}", s) for i, s in enumerate(statuses)]
     totals = recompute_totals(referrals, [])
-    assert (totals.total_referrals, totals.successful_referrals) == (5, 2)
+    assert (totals.total_referrals, totals.successful_referrals, totals.rejected_referrals) == (5, 2, 2)
 
 
 def test_balance_is_approved_not_paid_including_adjustments() -> None:
@@ -34,7 +34,7 @@ def test_balance_is_approved_not_paid_including_adjustments() -> None:
         total_referrals=0,
         successful_referrals=0,
         reward_balance=Decimal("25.00"),
-        pending_approval=Decimal("250.00"),
+        awaiting_approval=Decimal("250.00"),
         paid=Decimal("75.00"),
     )
 
@@ -72,7 +72,8 @@ def test_aggregate_results_use_the_same_definitions() -> None:
     totals = totals_from_aggregates(
         {"Lead": 3, "Won": 2, "Rejected": 4}, {"Approved": Decimal("12.345"), "Paid": Decimal("5")}
     )
-    assert totals == AdvocateTotals(5, 2, Decimal("12.35"), Decimal("0.00"), Decimal("5.00"))
+    assert totals == AdvocateTotals(5, 2, Decimal("12.35"), Decimal("0.00"), Decimal("5.00"), 4)
+    assert totals.owed == totals.reward_balance
 
 
 def test_tier_count_excludes_this_referral() -> None:

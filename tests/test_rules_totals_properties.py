@@ -58,6 +58,13 @@ def test_totals_match_the_documented_definitions(
     assert totals.successful_referrals == sum(r.status == "Won" for r in referrals)
     assert totals.successful_referrals <= totals.total_referrals
     assert totals.reward_balance == sum((r.amount for r in rewards if r.status == "Approved"), Decimal(0))
+    assert totals.awaiting_approval == sum(
+        (r.amount for r in rewards if r.status == "Pending Approval"), Decimal(0)
+    )
+    # every referral is counted once: as a referral (the advocate's total) or as rejected
+    assert totals.total_referrals + totals.rejected_referrals == sum(
+        r.status in ("Lead", "Converted", "Won", "Lost", "Rejected", "Duplicate") for r in referrals
+    )
     counts: dict[str, int] = {}
     for referral in referrals:
         counts[referral.status] = counts.get(referral.status, 0) + 1

@@ -130,6 +130,13 @@ def _explain_opportunity(config: Config, opportunity_id: str, as_json: bool) -> 
             f"Advocate: {a.name} ({a.id}), program {a.program or '-'}, prefers {a.preferred_reward or '-'},"
             f" {found.successful_referrals} other successful referral(s)"
         )
+    if found.advocate_totals is not None:
+        t = found.advocate_totals
+        click.echo(
+            f"Advocate totals: {t.total_referrals} referral(s) ({t.rejected_referrals} rejected or duplicate"
+            f" apart), {t.successful_referrals} successful; owed {t.owed:,.2f} (Approved, not yet paid:"
+            f" Reward_Balance__c), awaiting approval {t.awaiting_approval:,.2f}, paid {t.paid:,.2f}"
+        )
     if found.note:
         click.echo(f"Note: {found.note}")
     if found.outcomes:
@@ -155,6 +162,16 @@ def _opportunity_json(found: Any) -> dict[str, Any]:
         "referral": found.referral.key if found.referral else None,
         "advocate_id": found.advocate.id if found.advocate else None,
         "successful_referrals": found.successful_referrals,
+        "advocate_totals": None
+        if found.advocate_totals is None
+        else {
+            "referrals": found.advocate_totals.total_referrals,
+            "successful": found.advocate_totals.successful_referrals,
+            "rejected": found.advocate_totals.rejected_referrals,
+            "owed": found.advocate_totals.owed,
+            "awaiting_approval": found.advocate_totals.awaiting_approval,
+            "paid": found.advocate_totals.paid,
+        },
         "note": found.note,
         "rules": [
             {

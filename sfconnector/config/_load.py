@@ -49,6 +49,8 @@ SECTIONS: dict[str, Spec] = {
     "rules": s.RULES,
     "routing": s.ROUTING,
     "attribution": s.ATTRIBUTION,
+    "rewards": s.REWARDS,
+    "notifications": s.NOTIFICATIONS,
 }
 
 
@@ -62,7 +64,7 @@ def config_json_schema(section: str | None = None) -> dict[str, Any]:
     body = spec.json_schema(defs)
     schema: dict[str, Any] = {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": SCHEMA_ID if section is None else SCHEMA_ID.replace("connector.", f"connector.{section}."),
+        "$id": SCHEMA_ID if section is None else SCHEMA_ID.replace("/connector.", f"/connector.{section}."),
         "title": "sfconnector configuration" + (f": {section}" if section else ""),
         **body,
     }

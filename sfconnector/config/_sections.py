@@ -10,9 +10,9 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from sfconnector.config._owned import OwnedSection, notifications_schema, rewards_schema
 from sfconnector.config._spec import (
     INVALID,
-    AnyValue,
     Bool,
     Ctx,
     Duration,
@@ -736,10 +736,17 @@ ATTRIBUTION = Obj(
 
 # ------------------------------------------------------------------------------------------------ the whole file
 
-REWARDS = AnyValue(
-    "reward rules: fixed, percent, tiers, promotions, approval (see connector.yaml.example)", default=None
+# Checked by their compilers in sfconnector/rules/ (every problem at its file:line:col); described here.
+REWARDS = OwnedSection(
+    "reward rules: fixed amounts, percents with min and max, tiers, promotions, approval, hold, clawback"
+    " (docs/admin.md, Rewards)",
+    rewards_schema,
 )
-NOTIFICATIONS = AnyValue("which status changes tell the advocate, with templates", default=None)
+NOTIFICATIONS = OwnedSection(
+    "which referral and reward status changes email the advocate or give the rep a task, with templates"
+    " (docs/admin.md, Notifications)",
+    notifications_schema,
+)
 
 RULES = Obj(
     {

@@ -3,6 +3,8 @@
 The validator and `sfconnector schema` read the same spec objects, so the published schema cannot drift from
 what the loader accepts. Checking collects problems into a `Ctx` instead of stopping at the first one, and
 returns the value normalised (defaults filled in, paths resolved) or `INVALID`.
+(The rewards and notifications sections are checked by their compilers in `sfconnector/rules/` and only
+described here, by `_owned`, from those compilers' own tables.)
 """
 
 from __future__ import annotations

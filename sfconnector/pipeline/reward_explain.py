@@ -21,6 +21,7 @@ from sfconnector.rules.rewards import (
     WonOpportunityFacts,
     explain_rewards,
 )
+from sfconnector.rules.totals import AdvocateTotals, totals_from_aggregates
 
 
 class OpportunityNotFound(LookupError):
@@ -38,6 +39,8 @@ class OpportunityExplanation:
     advocate: AdvocateRow | None
     successful_referrals: int
     outcomes: list[RuleOutcome] = field(default_factory=list)
+    # The advocate's numbers by the one definition the daemon writes to the record (owed = Reward_Balance__c).
+    advocate_totals: AdvocateTotals | None = None
     rewards: list[RewardRow] = field(default_factory=list)  # already in Salesforce
     note: str | None = None
 
@@ -100,7 +103,10 @@ def explain_opportunity(
     advocate = reader.advocates([referral.advocate_id]).get(id15(referral.advocate_id))
     if advocate is None:
         return _with(base, note=f"advocate {referral.advocate_id} not found")
-    won = reader.referral_counts([advocate.id]).get(id15(advocate.id), {}).get(WON, 0)
+    counts = reader.referral_counts([advocate.id]).get(id15(advocate.id), {})
+    totals = totals_from_aggregates(counts, reader.reward_sums([advocate.id]).get(id15(advocate.id), {}))
+    base = _with(base, advocate_totals=totals)
+    won = counts.get(WON, 0)
     successful = max(won - (1 if referral.status == WON else 0), 0)  # the advocate's *other* wins
     facts = WonOpportunityFacts(
         opportunity_id=opp_id,

@@ -4,8 +4,10 @@ Four aggregate queries, however large the org:
 
 - referrals grouped by channel, advocate program, status and routing rule -> the funnel by channel and by
   program, and the routing overrides by rule;
-- won referrals grouped by advocate (top N), then referrals and rewards of those advocates -> top advocates;
-- rewards grouped by status and type -> the liability.
+- won referrals grouped by advocate (top N), then referrals and rewards of those advocates -> top advocates,
+  whose numbers are the advocate record's own (`sfconnector.rules.totals`: referrals as Total_Referrals__c,
+  owed as Reward_Balance__c), with rejected referrals and rewards awaiting approval beside them;
+- rewards grouped by status and type -> the liability: owed (Approved), awaiting approval (Pending Approval).
 
 The rollups are plain functions of the aggregate rows, so they are tested without a server.
 """
@@ -21,14 +23,20 @@ from typing import Any, Protocol
 from sfconnector.clock import Clock, system_clock
 from sfconnector.mapping.model import SchemaMapping
 from sfconnector.rules.model import RoutingAction, RoutingRules
+from sfconnector.rules.rewards import REJECTED as REWARD_REJECTED
 from sfconnector.rules.routing import MISSING_TARGET_RULE
+from sfconnector.rules.totals import (
+    AWAITING_APPROVAL_REWARD_STATUSES,
+    COUNTED_REFERRAL_STATUSES,
+    OWED_REWARD_STATUSES,
+    totals_from_aggregates,
+)
 from sfconnector.soql import IdList, chunked_in, soql
 
 FUNNEL_STAGES: tuple[str, ...] = ("received", "routed", "converted", "won", "lost", "rejected")
 # Statuses a referral reaches only after its lead converted (Lost straight from Lead is rare: still counted).
 CONVERTED_OR_LATER = frozenset({"Converted", "Won", "Lost"})
 REJECTED_STATUSES = frozenset({"Rejected", "Duplicate"})
-UNPAID = frozenset({"Pending Approval", "Approved"})  # owed, not yet paid: the liability
 NONE_LABEL = "(none)"
 TOP_ADVOCATES = 10
 
@@ -55,13 +63,17 @@ class Funnel:
 
 @dataclass(frozen=True)
 class TopAdvocate:
+    """One advocate's numbers, defined as on the advocate record (`sfconnector.rules.totals`)."""
+
     advocate_id: str
     name: str
     program: str
-    referrals: int
-    successful: int
+    referrals: int  # as Total_Referrals__c: Lead, Converted, Won, Lost
+    successful: int  # as Successful_Referrals__c: Won
     reward_amount: Decimal  # every reward not rejected, clawbacks included
-    unpaid_amount: Decimal
+    owed: Decimal  # as Reward_Balance__c: Approved, not yet Paid
+    awaiting_approval: Decimal = Decimal("0.00")  # Pending Approval: not owed yet
+    rejected: int = 0  # Rejected and Duplicate referrals: not in `referrals`
 
 
 @dataclass(frozen=True)
@@ -94,8 +106,16 @@ class ProgramReport:
     overrides: list[Override] = field(default_factory=list)
 
     @property
-    def unpaid_total(self) -> Decimal:
-        return sum((row.amount for row in self.liability if row.status in UNPAID), Decimal("0.00"))
+    def owed_total(self) -> Decimal:
+        """Approved rewards not yet paid: the sum of what every advocate's Reward_Balance__c holds."""
+        return sum((r.amount for r in self.liability if r.status in OWED_REWARD_STATUSES), Decimal("0.00"))
+
+    @property
+    def awaiting_approval_total(self) -> Decimal:
+        return sum(
+            (r.amount for r in self.liability if r.status in AWAITING_APPROVAL_REWARD_STATUSES),
+            Decimal("0.00"),
+        )
 
 
 def _label(value: Any) -> str:
@@ -236,22 +256,24 @@ class ReportReader:
         where, params = self._where(since, f"{ref.advocate} != null")
         # Ranked by successful referrals, then by referrals: the two ranked lists, merged, hold the top N.
         ranked: dict[str, dict[str, Any]] = {}
-        for condition in (f"{ref.status} = 'Won'", None):
-            clause = where + (f" AND {condition}" if condition else "")
+        counted = {"counted": sorted(COUNTED_REFERRAL_STATUSES)}
+        for condition, extra in ((f"{ref.status} = 'Won'", {}), (f"{ref.status} IN {{counted}}", counted)):
+            clause = where + f" AND {condition}"
             for row in self._client.query(
                 soql(
                     f"SELECT {ref.advocate}, {rel}.{adv.name}, {rel}.{adv.program}, COUNT(Id) n FROM {ref.object}"
                     f"{clause} GROUP BY {ref.advocate}, {rel}.{adv.name}, {rel}.{adv.program}"
                     f" ORDER BY COUNT(Id) DESC LIMIT {top}",
                     **params,
+                    **extra,
                 )
             ):
                 ranked.setdefault(str(row[ref.advocate]), dict(row))
         if not ranked:
             return []
         ids = sorted(ranked)
-        counts: dict[str, dict[str, int]] = {i: {"n": 0, "won": 0} for i in ids}
-        rewards: dict[str, dict[str, Decimal]] = {i: {"all": Decimal(0), "unpaid": Decimal(0)} for i in ids}
+        counts: dict[str, dict[str, int]] = {i: {} for i in ids}
+        sums: dict[str, dict[str, Decimal]] = {i: {} for i in ids}
         since_clause, since_params = (
             ("", {}) if since is None else (" AND CreatedDate >= {since}", {"since": since})
         )
@@ -264,9 +286,9 @@ class ReportReader:
                     **since_params,
                 )
             ):
-                c = counts[str(row[ref.advocate])]
-                c["n"] += int(row.get("n") or 0)
-                c["won"] += int(row.get("n") or 0) if row.get(ref.status) == "Won" else 0
+                by_status = counts.setdefault(str(row[ref.advocate]), {})
+                status = str(row.get(ref.status) or "")
+                by_status[status] = by_status.get(status, 0) + int(row.get("n") or 0)
             for row in self._client.query(
                 soql(
                     f"SELECT {rew.advocate}, {rew.status}, SUM({rew.amount}) amount FROM {rew.object}"
@@ -275,24 +297,27 @@ class ReportReader:
                     **since_params,
                 )
             ):
-                status, amount = row.get(rew.status), _money(row.get("amount"))
-                r = rewards.setdefault(str(row[rew.advocate]), {"all": Decimal(0), "unpaid": Decimal(0)})
-                if status != "Rejected":
-                    r["all"] += amount
-                if status in UNPAID:
-                    r["unpaid"] += amount
-        advocates = [
-            TopAdvocate(
-                advocate_id=i,
-                name=_label(ranked[i].get(adv.name)),
-                program=_label(ranked[i].get(adv.program)),
-                referrals=counts[i]["n"],
-                successful=counts[i]["won"],
-                reward_amount=rewards[i]["all"],
-                unpaid_amount=rewards[i]["unpaid"],
+                by_status_sum = sums.setdefault(str(row[rew.advocate]), {})
+                status = str(row.get(rew.status) or "")
+                by_status_sum[status] = by_status_sum.get(status, Decimal(0)) + _money(row.get("amount"))
+        advocates = []
+        for i in ids:
+            totals = totals_from_aggregates(counts[i], sums[i])
+            advocates.append(
+                TopAdvocate(
+                    advocate_id=i,
+                    name=_label(ranked[i].get(adv.name)),
+                    program=_label(ranked[i].get(adv.program)),
+                    referrals=totals.total_referrals,
+                    successful=totals.successful_referrals,
+                    reward_amount=sum(
+                        (a for status, a in sums[i].items() if status != REWARD_REJECTED), Decimal("0.00")
+                    ),
+                    owed=totals.owed,
+                    awaiting_approval=totals.awaiting_approval,
+                    rejected=totals.rejected_referrals,
+                )
             )
-            for i in ids
-        ]
         advocates.sort(key=lambda a: (-a.successful, -a.reward_amount, -a.referrals, a.name))
         return advocates[:top]
 

@@ -62,30 +62,46 @@ def render_table(report: ProgramReport) -> str:
     out.append("Top advocates")
     if report.top_advocates:
         out += _table(
-            ["advocate", "program", "referrals", "successful", "rewards", "unpaid"],
+            [
+                "advocate",
+                "program",
+                "referrals",
+                "successful",
+                "rejected",
+                "rewards",
+                "owed",
+                "awaiting approval",
+            ],
             [
                 [
                     a.name,
                     a.program,
                     a.referrals,
                     a.successful,
+                    a.rejected,
                     _money(a.reward_amount),
-                    _money(a.unpaid_amount),
+                    _money(a.owed),
+                    _money(a.awaiting_approval),
                 ]
                 for a in report.top_advocates
             ],
             numeric_from=2,
         )
+        out.append(
+            "  referrals and successful as on the advocate record (rejected and duplicate referrals apart);"
+            " owed = Approved, not yet paid (Reward_Balance__c)"
+        )
     else:
         out.append("  no referral has an advocate yet")
-    out += ["", "Reward liability (owed = Pending Approval + Approved)"]
+    out += ["", "Reward liability"]
     if report.liability:
         out += _table(
             ["status", "type", "rewards", "amount"],
             [[r.status, r.type, r.rewards, _money(r.amount)] for r in report.liability],
             numeric_from=2,
         )
-        out.append(f"owed: {_money(report.unpaid_total)}")
+        out.append(f"owed (Approved, not yet paid): {_money(report.owed_total)}")
+        out.append(f"awaiting approval (Pending Approval): {_money(report.awaiting_approval_total)}")
     else:
         out.append("  no rewards")
     out += ["", "Routing overrides by rule (how often the standard owner was overridden)"]
@@ -122,13 +138,16 @@ def as_json(report: ProgramReport) -> dict[str, Any]:
                 "program": a.program,
                 "referrals": a.referrals,
                 "successful": a.successful,
+                "rejected": a.rejected,
                 "reward_amount": str(a.reward_amount),
-                "unpaid_amount": str(a.unpaid_amount),
+                "owed": str(a.owed),
+                "awaiting_approval": str(a.awaiting_approval),
             }
             for a in report.top_advocates
         ],
         "reward_liability": {
-            "owed": str(report.unpaid_total),
+            "owed": str(report.owed_total),
+            "awaiting_approval": str(report.awaiting_approval_total),
             "by_status_and_type": [
                 {"status": r.status, "type": r.type, "rewards": r.rewards, "amount": str(r.amount)}
                 for r in report.liability
@@ -163,14 +182,17 @@ def render_csv(report: ProgramReport) -> str:
             ("program", a.program),
             ("referrals", a.referrals),
             ("successful", a.successful),
+            ("rejected", a.rejected),
             ("reward_amount", a.reward_amount),
-            ("unpaid_amount", a.unpaid_amount),
+            ("owed", a.owed),
+            ("awaiting_approval", a.awaiting_approval),
         ):
             writer.writerow(["top_advocates", group, metric, value])
     for r in report.liability:
         writer.writerow(["reward_liability", f"{r.status} / {r.type}", "rewards", r.rewards])
         writer.writerow(["reward_liability", f"{r.status} / {r.type}", "amount", r.amount])
-    writer.writerow(["reward_liability", "owed", "amount", report.unpaid_total])
+    writer.writerow(["reward_liability", "owed", "amount", report.owed_total])
+    writer.writerow(["reward_liability", "awaiting_approval", "amount", report.awaiting_approval_total])
     for o in report.overrides:
         writer.writerow(["routing_overrides", o.rule, "action", o.action])
         writer.writerow(["routing_overrides", o.rule, "referrals", o.referrals])

@@ -196,7 +196,7 @@ _DEFAULT_ADVOCATE: dict[AdvocateEvent, tuple[str, str]] = {
         "has been paid. Thank you!",
     ),
 }
-_DEFAULT_ADVOCATE_ON: tuple[AdvocateEvent, ...] = (
+DEFAULT_ADVOCATE_EVENTS: tuple[AdvocateEvent, ...] = (  # sent when `advocate:` is absent
     "received",
     "converted",
     "won",
@@ -295,7 +295,7 @@ def compile_notifications(
             section.get("advocate"),
             ADVOCATE_EVENTS,
             _DEFAULT_ADVOCATE,
-            _DEFAULT_ADVOCATE_ON,
+            DEFAULT_ADVOCATE_EVENTS,
             (*path, "advocate"),
             rep,
         ),

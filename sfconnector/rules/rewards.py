@@ -7,11 +7,13 @@ records that already exist into `RewardDecision`s for the writer to upsert by `e
 The math of one reward, in this order (the reason line of each decision spells it out):
 
 1. the rule's base: a fixed amount; a percent of the opportunity amount; or the tier picked by the advocate's
-   count of successful referrals (a tier gives an amount or a percent);
-2. percent results are raised to the rule's ``min`` and capped at its ``max``;
-3. every active promotion (the won date inside its window, its rules and conditions matching) applies, first
+   count of successful referrals other than this one (a tier gives an amount or a percent);
+2. every active promotion (the won date inside its window, its rules and conditions matching) applies, first
    all multipliers in config order, then all additions in config order, so "x2 then +50" never depends on
    how the YAML lists them;
+3. the rule's ``min`` raises and its ``max`` caps the amount after promotions, so a ``max`` is the most the
+   rule ever pays (``cap_applies: before_promotions``, on the rule or the section, clamps the base instead,
+   before step 2: a x2 promotion then doubles a capped amount);
 4. the result is rounded half-up to cents; a result of zero gives no reward.
 
 Replays and reordering. A reward that already exists (any status) is never decided again: a replayed won event
@@ -38,13 +40,20 @@ APPROVED = "Approved"
 PAID = "Paid"
 REJECTED = "Rejected"
 REWARD_STATUSES: tuple[str, ...] = (PENDING_APPROVAL, APPROVED, PAID, REJECTED)
+ADJUSTMENT_STATUSES: tuple[str, ...] = (APPROVED, PENDING_APPROVAL)
+
+CapApplies = Literal["after_promotions", "before_promotions"]
+AFTER_PROMOTIONS: CapApplies = "after_promotions"
+BEFORE_PROMOTIONS: CapApplies = "before_promotions"
+CAP_APPLIES: tuple[CapApplies, ...] = (AFTER_PROMOTIONS, BEFORE_PROMOTIONS)
 
 CENT = Decimal("0.01")
 _HUNDRED = Decimal(100)
-_TOO_BIG = Decimal(10) ** 12  # keeps every product far inside Decimal's default context
+MAX_AMOUNT = Decimal(10) ** 12  # amounts and factors stay below: every product far inside Decimal's context
 CLAWBACK_SUFFIX = ":clawback"
 # Reward__c.External_Key__c holds 120 characters: "reward:" + an 18-character id + ":" + the rule + ":clawback".
-_RULE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.\-]{0,63}$")
+RULE_NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9 _.\-]{0,63}"
+_RULE_NAME = re.compile(f"^{RULE_NAME_PATTERN}$")
 
 PathPart = str | int
 ConfigPath = tuple[PathPart, ...]
@@ -342,6 +351,7 @@ class RewardRule:
     approval_above: Decimal | None = None
     hold_days: int | None = None  # None: the section's hold_days
     continue_matching: bool = False  # also evaluate the rules after this one when it matches
+    cap_applies: CapApplies | None = None  # None: the section's cap_applies
 
 
 @dataclass(frozen=True)
@@ -371,10 +381,22 @@ class RewardRules:
     default_type: str = "Gift Card"
     approval_above: Decimal | None = None
     hold_days: int = 0
+    cap_applies: CapApplies = AFTER_PROMOTIONS  # where min and max apply, for rules that do not say
+
+    def cap_applies_to(self, rule: RewardRule) -> CapApplies:
+        return rule.cap_applies if rule.cap_applies is not None else self.cap_applies
 
 
-_SECTION_KEYS = ("default_type", "approval_above", "hold_days", "rules", "promotions", "clawback")
-_RULE_KEYS = (
+SECTION_KEYS: tuple[str, ...] = (
+    "default_type",
+    "approval_above",
+    "hold_days",
+    "cap_applies",
+    "rules",
+    "promotions",
+    "clawback",
+)
+RULE_KEYS: tuple[str, ...] = (
     "name",
     "when",
     "amount",
@@ -387,10 +409,11 @@ _RULE_KEYS = (
     "approval_above",
     "hold_days",
     "continue",
+    "cap_applies",
 )
-_TIER_KEYS = ("from", "to", "amount", "percent")
-_PROMOTION_KEYS = ("name", "from", "to", "multiply", "add", "rules", "when")
-_CLAWBACK_KEYS = ("within_days", "adjustment_status")
+TIER_KEYS: tuple[str, ...] = ("from", "to", "amount", "percent")
+PROMOTION_KEYS: tuple[str, ...] = ("name", "from", "to", "multiply", "add", "rules", "when")
+CLAWBACK_KEYS: tuple[str, ...] = ("within_days", "adjustment_status")
 
 
 def _decimal(
@@ -412,7 +435,7 @@ def _decimal(
     if number < 0 or (positive and number == 0):
         report(path, f"must be {'greater than' if positive else 'at least'} 0, got {number}", None)
         return None
-    if number >= _TOO_BIG:
+    if number >= MAX_AMOUNT:
         report(path, f"{number} is too large", "amounts and factors stay below 1,000,000,000,000")
         return None
     return number
@@ -436,7 +459,7 @@ def _int(value: object, path: ConfigPath, report: ReportProblem, most: int = 1_0
     return value
 
 
-_MAX_DAYS = 3660  # ten years: longer holds or windows are typos, and dates must stay representable
+MAX_DAYS = 3660  # ten years: longer holds or windows are typos, and dates must stay representable
 
 
 def _date(value: object, path: ConfigPath, report: ReportProblem) -> date | None:
@@ -450,6 +473,21 @@ def _date(value: object, path: ConfigPath, report: ReportProblem) -> date | None
         except ValueError:
             pass
     report(path, f"expected a date, got {value!r}", "write it as YYYY-MM-DD")
+    return None
+
+
+def _cap_applies(value: object, path: ConfigPath, report: ReportProblem) -> CapApplies | None:
+    for choice in CAP_APPLIES:
+        if value == choice:
+            return choice
+    if isinstance(value, str):
+        report(path, f"unknown cap_applies {value!r}", did_you_mean(value, CAP_APPLIES))
+    else:
+        report(
+            path,
+            f"cap_applies must be {AFTER_PROMOTIONS} or {BEFORE_PROMOTIONS}, not {value!r}",
+            f"{AFTER_PROMOTIONS}: min and max bound the final amount; {BEFORE_PROMOTIONS}: the base",
+        )
     return None
 
 
@@ -487,7 +525,7 @@ def compile_rewards(
     if not isinstance(data, Mapping):
         rep(path, "the rewards section must be a mapping", "see connector.yaml.example")
         return RewardRules()
-    check_keys(data, _SECTION_KEYS, path, rep)
+    check_keys(data, SECTION_KEYS, path, rep)
     default_type = "Gift Card"
     if "default_type" in data:
         default_type = _reward_type(data["default_type"], (*path, "default_type"), rep) or default_type
@@ -496,7 +534,10 @@ def compile_rewards(
         approval_above = _decimal(data["approval_above"], (*path, "approval_above"), rep)
     hold_days = 0
     if data.get("hold_days") is not None:
-        hold_days = _int(data["hold_days"], (*path, "hold_days"), rep, _MAX_DAYS) or 0
+        hold_days = _int(data["hold_days"], (*path, "hold_days"), rep, MAX_DAYS) or 0
+    cap_applies = AFTER_PROMOTIONS
+    if "cap_applies" in data:
+        cap_applies = _cap_applies(data["cap_applies"], (*path, "cap_applies"), rep) or cap_applies
 
     fields = {"opportunity_fields": opportunity_fields, "advocate_fields": advocate_fields}
     rules: list[RewardRule] = []
@@ -539,6 +580,7 @@ def compile_rewards(
         default_type=default_type,
         approval_above=approval_above,
         hold_days=hold_days,
+        cap_applies=cap_applies,
     )
 
 
@@ -560,7 +602,7 @@ def _compile_rule(
     if not isinstance(raw, Mapping):
         report(path, "a reward rule must be a mapping", "e.g. {name: base, amount: 100}")
         return None
-    check_keys(raw, _RULE_KEYS, path, report)
+    check_keys(raw, RULE_KEYS, path, report)
     name = _name(raw, path, report, "reward rule")
     kinds = [k for k in ("amount", "percent", "tiers") if k in raw]
     if len(kinds) != 1:
@@ -579,9 +621,13 @@ def _compile_rule(
         kind = "fixed"
         amount = _decimal(raw["amount"], (*path, "amount"), report, positive=True)
         ok = ok and amount is not None
-        for extra in ("min", "max"):
+        for extra in ("min", "max", "cap_applies"):
             if extra in raw:
-                report((*path, extra), f"'{extra}' only applies to percent and tiered rules", None)
+                report(
+                    (*path, extra),
+                    f"'{extra}' only applies to percent and tiered rules",
+                    "a fixed amount has no min or max; write the amount you mean",
+                )
                 ok = False
     elif kinds[0] == "percent":
         kind = "percent"
@@ -593,7 +639,11 @@ def _compile_rule(
         ok = ok and compiled is not None
         tiers = compiled or ()
     minimum = maximum = None
+    cap_applies: CapApplies | None = None
     if kind != "fixed":
+        if "cap_applies" in raw:
+            cap_applies = _cap_applies(raw["cap_applies"], (*path, "cap_applies"), report)
+            ok = ok and cap_applies is not None
         if raw.get("min") is not None:
             minimum = _decimal(raw["min"], (*path, "min"), report)
             ok = ok and minimum is not None
@@ -618,7 +668,7 @@ def _compile_rule(
         ok = ok and approval_above is not None
     hold_days = None
     if raw.get("hold_days") is not None:
-        hold_days = _int(raw["hold_days"], (*path, "hold_days"), report, _MAX_DAYS)
+        hold_days = _int(raw["hold_days"], (*path, "hold_days"), report, MAX_DAYS)
         ok = ok and hold_days is not None
     continue_matching = raw.get("continue", False)
     if not isinstance(continue_matching, bool):
@@ -641,6 +691,7 @@ def _compile_rule(
         approval_above=approval_above,
         hold_days=hold_days,
         continue_matching=bool(continue_matching),
+        cap_applies=cap_applies,
     )
 
 
@@ -660,7 +711,7 @@ def _compile_tiers(raw: object, path: ConfigPath, report: ReportProblem) -> tupl
             report(here, "a tier must be a mapping", "e.g. {from: 0, to: 4, amount: 100}")
             ok = False
             continue
-        check_keys(item, _TIER_KEYS, here, report)
+        check_keys(item, TIER_KEYS, here, report)
         low = _int(item.get("from"), (*here, "from"), report)
         high = None if item.get("to") is None else _int(item["to"], (*here, "to"), report)
         if ("amount" in item) == ("percent" in item):
@@ -719,7 +770,7 @@ def _compile_promotion(
             "e.g. {name: Double December, from: ..., to: ..., multiply: 2}",
         )
         return None
-    check_keys(raw, _PROMOTION_KEYS, path, report)
+    check_keys(raw, PROMOTION_KEYS, path, report)
     name = _name(raw, path, report, "promotion")
     starts = _date(raw.get("from"), (*path, "from"), report)
     ends = _date(raw.get("to"), (*path, "to"), report)
@@ -757,10 +808,10 @@ def _compile_clawback(raw: object, path: ConfigPath, report: ReportProblem) -> C
     if not isinstance(raw, Mapping):
         report(path, "clawback must be a mapping", "e.g. clawback: {within_days: 90}")
         return None
-    check_keys(raw, _CLAWBACK_KEYS, path, report)
-    within = _int(raw.get("within_days"), (*path, "within_days"), report, _MAX_DAYS)
+    check_keys(raw, CLAWBACK_KEYS, path, report)
+    within = _int(raw.get("within_days"), (*path, "within_days"), report, MAX_DAYS)
     status = raw.get("adjustment_status", APPROVED)
-    if status not in (APPROVED, PENDING_APPROVAL):
+    if status not in ADJUSTMENT_STATUSES:
         report(
             (*path, "adjustment_status"),
             f"bad status {status!r}",
@@ -855,7 +906,7 @@ def explain_rewards(
                 RuleOutcome(rule.name, True, None, f"reward {key} already exists; not decided again")
             )
             continue
-        amount, reason = _amount(rule, won, advocate, rules.promotions, won_on, lookup)
+        amount, reason = _amount(rule, won, advocate, rules, won_on, lookup)
         if amount <= 0:
             outcomes.append(RuleOutcome(rule.name, True, None, f"{reason}: nothing to reward"))
             continue
@@ -911,10 +962,11 @@ def _amount(
     rule: RewardRule,
     won: WonOpportunityFacts,
     advocate: AdvocateFacts,
-    promotions: Sequence[Promotion],
+    rules: RewardRules,
     won_on: date,
     lookup: Callable[[str], object],
 ) -> tuple[Decimal, str]:
+    """The amount of `rule` for this win, and the reason: each step in the order it was applied."""
     # A missing or negative opportunity amount counts as zero so a reward can never turn negative.
     base_amount = won.amount if won.amount is not None and won.amount > 0 else Decimal(0)
     percent: Decimal | None
@@ -937,19 +989,17 @@ def _amount(
         if percent is not None:
             value = base_amount * percent / _HUNDRED
             reason += f"{_percent(percent)} of {money(base_amount)} = {money(value)}"
-        if rule.minimum is not None and value < rule.minimum:
-            value = rule.minimum
-            reason += f", raised to minimum {money(value)}"
-        if rule.maximum is not None and value > rule.maximum:
-            value = rule.maximum
-            reason += f", capped at {money(value)}"
     active = [
         p
-        for p in promotions
+        for p in rules.promotions
         if p.starts <= won_on <= p.ends
         and (not p.rules or rule.name in p.rules)
         and all(c.matches(lookup) for c in p.conditions)
     ]
+    before = rules.cap_applies_to(rule) == BEFORE_PROMOTIONS
+    if before:
+        # Where min and max apply matters only when a promotion changes the amount: then the reason says so.
+        value, reason = _bounded(rule, value, reason, ", ", " before promotions" if active else "")
     for promotion in active:
         if promotion.multiply is not None:
             value *= promotion.multiply
@@ -958,7 +1008,22 @@ def _amount(
         if promotion.add is not None:
             value += promotion.add
             reason += f"; promotion '{promotion.name}' +{money(promotion.add)} = {money(value)}"
+    if not before:
+        value, reason = _bounded(
+            rule, value, reason, "; " if active else ", ", " after promotions" if active else ""
+        )
     return value.quantize(CENT, rounding=ROUND_HALF_UP), reason
+
+
+def _bounded(rule: RewardRule, value: Decimal, reason: str, sep: str, when: str) -> tuple[Decimal, str]:
+    """`value` raised to the rule's min and capped at its max, with the reason extended to say so."""
+    if rule.minimum is not None and value < rule.minimum:
+        value = rule.minimum
+        reason += f"{sep}raised to minimum {money(value)}{when}"
+    if rule.maximum is not None and value > rule.maximum:
+        value = rule.maximum
+        reason += f"{sep}capped at {money(value)}{when}"
+    return value, reason
 
 
 def decide_clawback(

@@ -1,15 +1,17 @@
 """Advocate totals, recomputed from the referral and reward records, never incremented.
 
-What counts (one definition, used both for records and for SOQL aggregates):
+What counts: one definition, used for the Advocate__c fields the daemon writes, for SOQL aggregates, and by
+every place that shows an advocate's numbers (`sfconnector report`, `explain --opportunity`, the demo):
 
-- `Total_Referrals__c`: referrals with status Lead, Converted, Won or Lost. Rejected (self-referral,
-  disqualified) and Duplicate referrals are not real introductions, so they are not counted.
-- `Successful_Referrals__c`: referrals with status Won.
-- `Reward_Balance__c`: what the program owes the advocate now: the sum of Approved rewards, i.e. approved and
-  not yet Paid, including approved negative clawback adjustments (so the balance can go below zero when a paid
-  reward is taken back and nothing else is owed: the advocate then owes that much from the next payout).
-  Pending Approval is not owed yet, Paid is settled, Rejected never will be; those are reported apart
-  (`pending_approval`, `paid`) for reports, not in the balance.
+- `Total_Referrals__c` ("referrals"): referrals with status Lead, Converted, Won or Lost. Rejected
+  (self-referral, disqualified) and Duplicate referrals are not real introductions, so they are not counted;
+  they are counted apart as `rejected_referrals` ("rejected") so none disappears from a report.
+- `Successful_Referrals__c` ("successful"): referrals with status Won.
+- `Reward_Balance__c` ("owed"): what the program owes the advocate now: the sum of Approved rewards, i.e.
+  approved and not yet Paid, including approved negative clawback adjustments (so it can go below zero when a
+  paid reward is taken back and nothing else is owed: the advocate then owes that much from the next payout).
+  Pending Approval is not owed yet ("awaiting approval", `awaiting_approval`), Paid is settled (`paid`),
+  Rejected never will be; those are shown apart, never added to what is owed.
 
 Records are deduplicated by external key first, so reading the same record twice (overlapping query pages,
 a replayed decision still in the outbox) cannot change a total. When two versions of one key disagree, the one
@@ -24,12 +26,14 @@ from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import TypeVar
 
-from sfconnector.rules.lifecycle import CONVERTED, LEAD, LOST, WON
+from sfconnector.rules.lifecycle import CONVERTED, DUPLICATE, LEAD, LOST, REJECTED, WON
 from sfconnector.rules.rewards import APPROVED, CENT, PAID, PENDING_APPROVAL
 
 COUNTED_REFERRAL_STATUSES = frozenset({LEAD, CONVERTED, WON, LOST})
+REJECTED_REFERRAL_STATUSES = frozenset({REJECTED, DUPLICATE})
 SUCCESSFUL_REFERRAL_STATUSES = frozenset({WON})
-BALANCE_REWARD_STATUSES = frozenset({APPROVED})
+OWED_REWARD_STATUSES = frozenset({APPROVED})  # Reward_Balance__c
+AWAITING_APPROVAL_REWARD_STATUSES = frozenset({PENDING_APPROVAL})
 
 
 @dataclass(frozen=True)
@@ -49,13 +53,19 @@ class RewardRecord:
 
 @dataclass(frozen=True)
 class AdvocateTotals:
-    """The three Advocate__c fields, plus the reward sums reports show beside the balance."""
+    """The three Advocate__c fields, plus what reports show beside them (never part of them)."""
 
     total_referrals: int
     successful_referrals: int
-    reward_balance: Decimal
-    pending_approval: Decimal = Decimal("0.00")
+    reward_balance: Decimal  # "owed": Approved, not yet Paid
+    awaiting_approval: Decimal = Decimal("0.00")
     paid: Decimal = Decimal("0.00")
+    rejected_referrals: int = 0  # Rejected and Duplicate: not in total_referrals
+
+    @property
+    def owed(self) -> Decimal:
+        """What the program owes the advocate now: the same number as `reward_balance` (Reward_Balance__c)."""
+        return self.reward_balance
 
 
 _Record = TypeVar("_Record", ReferralRecord, RewardRecord)
@@ -86,16 +96,20 @@ def totals_from_aggregates(
     referrals_by_status: Mapping[str, int], reward_sums_by_status: Mapping[str, Decimal]
 ) -> AdvocateTotals:
     """Totals from `SELECT Status__c, COUNT(Id)` / `SUM(Amount__c) ... GROUP BY Status__c` results."""
+
+    def count(statuses: frozenset[str]) -> int:
+        return sum(n for s, n in referrals_by_status.items() if s in statuses)
+
+    def total(statuses: frozenset[str]) -> Decimal:
+        return _cents(sum((a for s, a in reward_sums_by_status.items() if s in statuses), Decimal(0)))
+
     return AdvocateTotals(
-        total_referrals=sum(n for s, n in referrals_by_status.items() if s in COUNTED_REFERRAL_STATUSES),
-        successful_referrals=sum(
-            n for s, n in referrals_by_status.items() if s in SUCCESSFUL_REFERRAL_STATUSES
-        ),
-        reward_balance=_cents(
-            sum((a for s, a in reward_sums_by_status.items() if s in BALANCE_REWARD_STATUSES), Decimal(0))
-        ),
-        pending_approval=_cents(reward_sums_by_status.get(PENDING_APPROVAL, Decimal(0))),
-        paid=_cents(reward_sums_by_status.get(PAID, Decimal(0))),
+        total_referrals=count(COUNTED_REFERRAL_STATUSES),
+        successful_referrals=count(SUCCESSFUL_REFERRAL_STATUSES),
+        reward_balance=total(OWED_REWARD_STATUSES),
+        awaiting_approval=total(AWAITING_APPROVAL_REWARD_STATUSES),
+        paid=total(frozenset({PAID})),
+        rejected_referrals=count(REJECTED_REFERRAL_STATUSES),
     )
 
 
