@@ -51,6 +51,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "Referral funnel, top advocates, reward liability, routing overrides (table, CSV, JSON).",
     ),
     "schema": ("sfconnector.commands.schema", "schema", "Print the JSON Schema of the config."),
+    "init": (
+        "sfconnector.commands.init",
+        "init",
+        "Write a starter config, mapping, rules and systemd units for a new org.",
+    ),
     "state": (
         "sfconnector.commands.state",
         "state",

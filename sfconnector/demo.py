@@ -29,9 +29,10 @@ import click
 import yaml
 
 from sfconnector.rules.totals import totals_from_aggregates
+from sfconnector.shipped import shipped_root
 from sfconnector.state import StateStore
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = shipped_root()  # the example config and its files, in a checkout or an installed wheel
 # The story happens on this day whatever the calendar says (the org and the daemon both run their clocks
 # from it), so every date, amount and promotion the demo prints is the same on every run.
 DEMO_INSTANT = datetime(2026, 12, 7, 15, 0, tzinfo=UTC)

@@ -76,7 +76,9 @@ ACTIVITY_OBJECTS = ("Task", "Event")
 
 def default_schema_dir() -> Path:
     """The `salesforce/` DX project shipped at the root of the repository."""
-    return Path(__file__).resolve().parents[2] / "salesforce"
+    from sfconnector.shipped import shipped
+
+    return shipped("salesforce")
 
 
 def _text(el: ET.Element | None, tag: str) -> str | None:
