@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from sfconnector.cli import main
 from sfconnector.config import ConfigError, load_config
@@ -192,9 +195,26 @@ def test_notification_problems_are_reported_at_their_position_in_the_file(tmp_pa
     assert [(p.line, p.col, p.message) for p in caught.value.problems] == [(10, 5, "unknown key 'advocat'")]
 
 
-def test_validate_prints_ok_and_a_summary_for_the_example(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(ROOT)
-    result = CliRunner().invoke(main, ["validate", "--config", "connector.yaml.example"])
+def _example_with_key(tmp_path: Path, key: bytes | None = None, mode: int = 0o600) -> Path:
+    """The example config and its files, copied into tmp_path, with the JWT key where it names it."""
+    shutil.copytree(ROOT / "config", tmp_path / "config")
+    shutil.copy(EXAMPLE, tmp_path / "connector.yaml.example")
+    (tmp_path / "state" / "tls").mkdir(parents=True)
+    if key is not None:
+        path = tmp_path / "state" / "tls" / "jwt-key.pem"
+        path.write_bytes(key)
+        path.chmod(mode)
+    return tmp_path / "connector.yaml.example"
+
+
+def _pem() -> bytes:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def test_validate_prints_ok_and_a_summary_for_the_example(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["validate", "--config", str(_example_with_key(tmp_path, _pem()))])
     assert result.exit_code == 0, result.output
     channels = len(load_config(EXAMPLE, env={}).stream.channels)
     assert result.stdout.startswith(
@@ -233,3 +253,32 @@ def test_yaml_merge_keys_share_conditions_between_rules(tmp_path: Path) -> None:
         ("partner-rest", "owner_of_advocate"),
     ]
     assert rules[0].when == rules[1].when
+
+
+@pytest.mark.parametrize(
+    ("key", "mode", "message"),
+    [
+        (None, 0o600, "does not exist"),
+        (b"not a key at all\n", 0o600, "is not a PEM private key"),
+        ("pem", 0o644, "can be read by others (mode 644)"),
+    ],
+    ids=["missing", "not-pem", "world-readable"],
+)
+def test_validate_refuses_a_jwt_key_file_that_cannot_sign_safely(
+    tmp_path: Path, key: bytes | str | None, mode: int, message: str
+) -> None:
+    config = _example_with_key(tmp_path, _pem() if key == "pem" else key, mode)  # type: ignore[arg-type]
+    result = CliRunner().invoke(main, ["validate", "--config", str(config)])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert f"{config}:30:5: " in result.output and message in result.output
+
+
+def test_validate_refuses_an_impossible_date_at_its_position(tmp_path: Path) -> None:
+    config = _example_with_key(tmp_path, _pem())
+    rules = tmp_path / "config" / "rules.yaml"
+    text = rules.read_text()
+    line = next(n for n, row in enumerate(text.splitlines(), 1) if "from: 2026-12-01" in row)
+    rules.write_text(text.replace("from: 2026-12-01", "from: 2027-02-30"))
+    result = CliRunner().invoke(main, ["validate", "--config", str(config)])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert f"{rules}:{line}:13: 2027-02-30 is not a valid date" in result.output

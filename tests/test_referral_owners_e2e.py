@@ -343,6 +343,12 @@ def test_a_referral_whose_routing_target_is_missing_stays_with_and_names_its_sta
     )
     body = json.dumps(emails)
     assert "Priya Menon will call you first" in body and "Mateo" not in body
+    warnings = [
+        json.loads(line)
+        for line in daemon.log_path.read_text().splitlines()
+        if '"routing.target_missing"' in line and lead_id in line
+    ]
+    assert [(w["level"], w["queue"]) for w in warnings] == [("warning", "Maritime Desk")]
 
 
 def test_a_repeat_referral_goes_to_the_owner_of_the_advocate_who_keeps_the_credit(

@@ -6,6 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sfconnector.config import load_config
 from sfconnector.rules.model import (
@@ -265,20 +267,35 @@ def test_decisions_are_deterministic() -> None:
     assert all(decide(lead("Social"), advocate("Partner", BRUNO)) == first for _ in range(5))
 
 
-def test_reason_fits_the_routing_reason_field_even_for_long_conditions() -> None:
-    long_company = "Very Long Company Name " * 20
-    rules = RoutingRules(rules=(RoutingRule("all", RoutingAction("keep_standard")),))
-    decision = decide_routing(lead(fields={"Company": long_company}), advocate(), True, rules)
-    assert len(decision.reason) <= 255
+def test_a_long_reason_is_kept_whole_by_the_decision_and_shortened_at_a_word_for_the_record() -> None:
     from sfconnector.rules.conditions import Compare
+    from sfconnector.rules.model import shorten
 
+    long_company = "Very Long Company Name " * 20
     matching = RoutingRules(
         rules=(
             RoutingRule("company", RoutingAction("keep_standard"), Compare("lead.Company", "exists", True)),
         )
     )
     decision = decide_routing(lead(fields={"Company": long_company}), advocate(), True, matching)
-    assert len(decision.reason) == 255 and decision.reason.endswith("…")
+    assert decision.reason.endswith("(rule company)") and len(decision.reason) > 255  # the log keeps it all
+    short = shorten(decision.reason)
+    assert len(short) <= 255 and short.endswith("…")
+    assert decision.reason.startswith(short[:-1])
+    assert decision.reason[len(short) - 1] == " "  # cut where a word ends, never inside one
+
+
+@given(st.text(alphabet=st.sampled_from("ab →|;,"), max_size=600), st.integers(min_value=10, max_value=300))
+def test_shorten_never_exceeds_its_limit_and_leaves_short_text_alone(text: str, limit: int) -> None:
+    from sfconnector.rules.model import shorten
+
+    short = shorten(text, limit)
+    assert len(short) <= limit
+    one_line = " ".join(text.split())
+    if len(one_line) <= limit:
+        assert short == one_line
+    else:
+        assert short.endswith("…")
 
 
 def test_fields_read_names_what_the_lookups_must_fetch() -> None:

@@ -173,6 +173,14 @@ class _Converter:
         except yaml.YAMLError as exc:
             self.problems.append(_loc(self.file, node).problem(f"cannot read this value: {exc}"))
             return None
+        except (ValueError, OverflowError) as exc:  # a date YAML recognises that the calendar does not have
+            shown = node.value if isinstance(node.value, str) else "this value"
+            self.problems.append(
+                _loc(self.file, node).problem(
+                    f"{shown} is not a valid date ({exc})", "write a real date, YYYY-MM-DD"
+                )
+            )
+            return None
 
 
 def _decode(file: str, data: bytes, problems: list[ConfigProblem]) -> str | None:

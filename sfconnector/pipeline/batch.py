@@ -21,6 +21,7 @@ from sfconnector.pipeline.lifecycle_reads import LifecycleReader
 from sfconnector.pipeline.lookups import BatchLookups, OrgLookups
 from sfconnector.pipeline.referrals import DecisionRules, ReferralOutcome, decide_referral
 from sfconnector.rules.model import PriorReferral
+from sfconnector.rules.routing import MISSING_TARGET_RULE
 from sfconnector.state import DecidedBatch, NewDeadLetter, OutboxEntry
 
 log = structlog.get_logger("sfconnector.pipeline")
@@ -168,6 +169,16 @@ class BatchProcessor:
                 attribution=outcome.attribution.kind,
                 reason=outcome.routing.reason,
             )
+            if outcome.routing.rule == MISSING_TARGET_RULE:
+                # The admin named a queue or user the org does not have: the lead kept its standard owner.
+                log.warning(
+                    "routing.target_missing",
+                    lead_id=candidate.lead_id,
+                    referral=candidate.referral_key,
+                    queue=outcome.routing.queue,
+                    user=outcome.routing.user,
+                    reason=outcome.routing.reason,
+                )
             outcomes.append(outcome)
             if email and outcome.advocate is not None:  # its Referral__c will name the advocate
                 earlier.setdefault(email, []).append(

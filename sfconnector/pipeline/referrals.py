@@ -26,6 +26,7 @@ from sfconnector.rules.model import (
     LeadFacts,
     RoutingDecision,
     RoutingRules,
+    shorten,
 )
 from sfconnector.rules.notifications import (
     AdvocateContact,
@@ -42,7 +43,7 @@ from sfconnector.soql import is_record_id
 from sfconnector.state import OutboxEntry, RoutingLogRow
 
 ATTRIBUTION_PICKLIST = frozenset({"New Lead", "Reactivated Lead", "Existing Opportunity"})
-REASON_MAX = 255
+REASON_MAX = 255  # Referral__c.Routing_Reason__c is Text(255)
 
 
 @dataclass(frozen=True)
@@ -114,12 +115,16 @@ def _resolve(decision: RoutingDecision, lookups: BatchLookups) -> tuple[RoutingD
     )
 
 
+def _full_reason(routing: RoutingDecision, attribution: AttributionDecision) -> str:
+    """Why this owner, then how the referral counts (unless routing said it already): the routing log's text."""
+    if attribution.reason in routing.reason:
+        return routing.reason
+    return f"{routing.reason} | {attribution.reason}"
+
+
 def _reason(routing: RoutingDecision, attribution: AttributionDecision) -> str:
-    """Routing_Reason__c: why this owner, then how the referral counts (unless routing said it already)."""
-    text = (
-        routing.reason if attribution.reason in routing.reason else f"{routing.reason} | {attribution.reason}"
-    )
-    return text[:REASON_MAX]
+    """Routing_Reason__c (Text 255): the full reason, shortened at a word boundary."""
+    return shorten(_full_reason(routing, attribution), REASON_MAX)
 
 
 def _full_name(fields: dict[str, Any], rules: DecisionRules) -> str:
@@ -191,7 +196,7 @@ def decide_referral(
         standard_owner_id=c.standard_owner_id,
         routed_owner_id=owner_id if routing.changes_owner else (c.current_owner_id or c.standard_owner_id),
         rule=routing.rule,
-        reason=routing.reason,
+        reason=_full_reason(routing, attribution),
         decided_at=now,
     )
     return ReferralOutcome(c, advocate, routing, attribution, owner_id, outbox, log, notification)

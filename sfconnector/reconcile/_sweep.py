@@ -48,6 +48,7 @@ from sfconnector.reconcile._findings import (
     relationship,
 )
 from sfconnector.rules.lifecycle import WON, ReferralEvent, ReferralState, next_referral_status
+from sfconnector.rules.model import shorten
 from sfconnector.soql import IdList, chunked_in, soql
 from sfconnector.state import DecidedBatch, OutboxEntry, StateStore
 
@@ -584,7 +585,11 @@ class Reconciler:
                 reason = f"converted before the connector saw it: owner left as is | {why}"
                 entry = replace(
                     entry,
-                    fields={**entry.fields, ref.routed_owner: None, ref.routing_reason: reason[:REASON_MAX]},
+                    fields={
+                        **entry.fields,
+                        ref.routed_owner: None,
+                        ref.routing_reason: shorten(reason, REASON_MAX),
+                    },
                 )
                 if not self._lifecycle:
                     entry = self._as_converted(entry, row)

@@ -131,6 +131,21 @@ class RoutingRules:
 # ---------------------------------------------------------------- routing decisions
 
 REASON_MAX = 255
+
+
+def shorten(text: str, limit: int = REASON_MAX) -> str:
+    """`text` in at most `limit` characters, cut at a word boundary with an ellipsis when it is longer
+    (Routing_Reason__c is Text 255; the routing log keeps the whole text)."""
+    line = " ".join(text.split())
+    if len(line) <= limit:
+        return line
+    cut = line[: limit - 1]
+    space = cut.rfind(" ")
+    if space >= limit // 2:  # a word boundary not too far back; else cut the (very long) word itself
+        cut = cut[:space]
+    return cut.rstrip(" ,;|→") + "…"
+
+
 DecisionAction = Literal["owner_of_advocate", "user", "queue", "keep_standard", "keep_current"]
 
 
@@ -160,11 +175,8 @@ class RoutingDecision:
     trace: tuple[TraceStep, ...] = ()
 
     def __post_init__(self) -> None:
-        # The reason is written to Referral__c.Routing_Reason__c (Text 255) and read by people: one line.
-        line = " ".join(self.reason.split())
-        if len(line) > REASON_MAX:
-            line = line[: REASON_MAX - 1] + "…"
-        object.__setattr__(self, "reason", line)
+        # Read by people, in the routing log whole and on Referral__c shortened (`shorten`): one line.
+        object.__setattr__(self, "reason", " ".join(self.reason.split()))
 
     @property
     def changes_owner(self) -> bool:
