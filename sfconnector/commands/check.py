@@ -51,6 +51,58 @@ def _check_schema(client: SalesforceClient, config: Config) -> list[str]:
     return problems
 
 
+def _check_routing_targets(client: SalesforceClient, config: Config) -> tuple[int, list[str]]:
+    """(how many targets, problems): every queue and user the routing rules and fallbacks name must exist
+    (users active), each problem at the position the config names it."""
+    from sfconnector.soql import IdList, is_record_id, soql
+
+    routing = config.routing
+    fb = routing.fallbacks
+    actions = [r.then for r in routing.rules] + [
+        fb.inactive_owner,
+        fb.inactive_advocate,
+        fb.unknown_advocate,
+        fb.no_match,
+    ]
+    named = [a for a in actions if a.kind in ("queue", "user") and a.target]
+    usernames = sorted({str(a.target) for a in named if a.kind == "user" and not is_record_id(a.target)})
+    ids = sorted({str(a.target) for a in named if is_record_id(a.target)})
+    found_queues: dict[str, str] = {}
+    users: dict[str, bool] = {}  # lower-case username or 15-char id -> active
+    try:
+        all_queues = [str(r["Name"]) for r in client.query("SELECT Id, Name FROM Group WHERE Type = 'Queue'")]
+        found_queues = {q.lower(): q for q in all_queues}
+        if usernames:
+            for row in client.query(
+                soql("SELECT Id, Username, IsActive FROM User WHERE Username IN {names}", names=usernames)
+            ):
+                users[str(row["Username"]).lower()] = bool(row.get("IsActive"))
+        if ids:
+            for row in client.query(soql("SELECT Id, IsActive FROM User WHERE Id IN {ids}", ids=IdList(ids))):
+                users[str(row["Id"])[:15]] = bool(row.get("IsActive"))
+            for row in client.query(soql("SELECT Id FROM Group WHERE Id IN {ids}", ids=IdList(ids))):
+                found_queues[str(row["Id"])[:15].lower()] = str(row["Id"])
+    except SfconnectorError as exc:
+        return len(named), [f"routing targets: {exc}"]
+    problems: list[str] = []
+    for action in named:
+        where = f"{action.at}: " if action.at else ""
+        target = str(action.target)
+        if action.kind == "queue":
+            key = target[:15].lower() if is_record_id(target) else target.lower()
+            if key not in found_queues:
+                close = difflib.get_close_matches(target, all_queues, n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                problems.append(f"{where}queue '{target}' does not exist in the org{hint}")
+        else:
+            key = target[:15] if is_record_id(target) else target.lower()
+            if key not in users:
+                problems.append(f"{where}user '{target}' does not exist in the org")
+            elif not users[key]:
+                problems.append(f"{where}user '{target}' is inactive: leads routed to them would go nowhere")
+    return len(named), problems
+
+
 async def _check_channels(tokens: TokenProvider, config: Config) -> list[str]:
     from sfconnector.stream import StreamClient, StreamError
 
@@ -108,6 +160,8 @@ def check(config_path: str) -> None:
         f"mapped objects and fields ({sum(len(v) for v in mapped_fields(config).values())} fields)",
         schema,
     )
+    count, targets = _check_routing_targets(client, config)
+    report(not targets, f"routing targets the rules name ({count})", targets)
     channels = asyncio.run(_check_channels(tokens, config))
     report(not channels, f"subscribe to {len(config.stream.channels)} channel(s)", channels)
     try:

@@ -493,7 +493,7 @@ class ActionSpec(Spec):
                 )
             if len(target) > 80:
                 return ctx.add(tloc, "queue name is longer than 80 characters")
-        return RoutingAction(kind, target)  # type: ignore[arg-type]
+        return RoutingAction(kind, target, at=f"{tloc.file}:{tloc.line}:{tloc.col}")  # type: ignore[arg-type]
 
     def json_schema(self, defs: dict[str, Any]) -> dict[str, Any]:
         simple = [a for a in _SIMPLE_ACTIONS if self.allow_owner or a != "owner_of_advocate"]

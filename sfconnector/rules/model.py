@@ -91,6 +91,7 @@ class RoutingAction:
 
     kind: ActionKind
     target: str | None = None  # the username/Id for `user`, the queue name for `queue`
+    at: str | None = field(default=None, compare=False)  # file:line:col of the target in the config
 
     def describe(self) -> str:
         if self.kind == "user":
