@@ -395,3 +395,41 @@ def test_the_report_counts_overrides_from_what_was_written(
     missing = overrides["fallback:missing_target"]
     assert missing["referrals"] >= 1 and missing["overridden"] == 0
     assert "shipping-to-maritime" not in overrides  # never recorded: its queue does not exist
+
+
+def test_a_lead_a_person_took_over_before_the_connector_acted_stays_theirs_and_names_them(
+    org: tuple[Emulator, requests.Session], daemon: DaemonProcess, sf: Salesforce
+) -> None:
+    """Hana creates a referral lead of Tariq's (owned by Mateo) and Priya takes it over, both while the
+    daemon is down: on its return it sees both changes in one batch, leaves the lead with Priya, gives
+    her the call-first task and tells Tariq that Priya, not Mateo, will call."""
+    priya, mateo = _user_id(sf, "Priya", "Menon"), _user_id(sf, "Mateo", "Rossi")
+    assert daemon.terminate() == 0
+    hana = _as(org, "Hana", "Sato")
+    lead_id = str(
+        hana.Lead.create(
+            {
+                "LastName": "Virtanen",
+                "Company": "Turku Textiles",
+                "Email": "a.virtanen@turkutextiles.example",
+                "Referral_Code__c": "ref-7781",
+            },
+            headers=REP,
+        )["id"]
+    )
+    _as(org, "Priya", "Menon").Lead.update(
+        lead_id, {"OwnerId": priya}, headers={**REP, "Sforce-Auto-Assign": "FALSE"}
+    )
+    daemon.start()
+    referral = wait_for(lambda: _referral(sf, lead_id), what="the referral of the lead Priya took")
+    assert referral["Routing_Rule__c"] == "manual_reassignment"
+    assert _owner(sf, lead_id)[:15] == priya[:15]
+    tasks = wait_for(lambda: _tasks(sf, f"WhoId = '{lead_id}'"), what="the call-first task")
+    assert [t["OwnerId"][:15] for t in tasks] == [priya[:15]]
+    emails = wait_for(
+        lambda: [e for e in _emails_to(org, "tariq@partners.example") if "Virtanen" in json.dumps(e)],
+        what="the received email",
+    )
+    body = json.dumps(emails)
+    assert "Priya Menon will call you first" in body and "Mateo" not in body
+    assert mateo[:15] not in json.dumps(tasks)
