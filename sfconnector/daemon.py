@@ -167,6 +167,7 @@ class Daemon:
             config.salesforce.client_name,
             already_processed=self.state.is_processed,
             clock=self.clock,
+            unfinished_writes=self.state.unfinished_outbox,
         )
 
     # -- lifecycle ----------------------------------------------------------------------------------------

@@ -16,7 +16,12 @@ import structlog
 from sfconnector.clock import Clock, system_clock
 from sfconnector.events import BadEvent, PlatformEvent, RecordChange, StreamEvent, parse_message
 from sfconnector.pipeline.candidates import ReferralCandidate, referral_candidates
-from sfconnector.pipeline.lifecycle import LifecycleDecider, PipelineLookups, PipelineRules
+from sfconnector.pipeline.lifecycle import (
+    LifecycleDecider,
+    PipelineLookups,
+    PipelineRules,
+    UnfinishedWrites,
+)
 from sfconnector.pipeline.lifecycle_reads import LifecycleReader
 from sfconnector.pipeline.lookups import BatchLookups, OrgLookups
 from sfconnector.pipeline.referrals import DecisionRules, ReferralOutcome, decide_referral
@@ -48,6 +53,7 @@ class BatchProcessor:
         *,
         already_processed: Callable[[str], bool] = lambda _: False,
         clock: Clock = system_clock,
+        unfinished_writes: UnfinishedWrites | None = None,
     ) -> None:
         self._rules, self._lookups, self._own = rules, lookups, own_client
         self._seen, self._clock = already_processed, clock
@@ -56,7 +62,11 @@ class BatchProcessor:
         self._lifecycle: LifecycleDecider | None = None
         if isinstance(rules, PipelineRules) and isinstance(lookups, PipelineLookups):
             reader = LifecycleReader(lookups.querier, rules.mapping, rules.rewards)
-            self._lifecycle = LifecycleDecider(rules, rules.rewards, reader, own_client)
+            # The outbox's unfinished writes (the daemon's state store): decisions after a restart or a
+            # reload see what the process before decided and has not landed.
+            self._lifecycle = LifecycleDecider(
+                rules, rules.rewards, reader, own_client, unfinished_writes=unfinished_writes
+            )
 
     def process(self, messages: Sequence[Mapping[str, Any]]) -> ProcessedBatch:
         checkpoints: dict[str, int] = {}

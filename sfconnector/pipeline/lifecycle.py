@@ -41,6 +41,12 @@ from sfconnector.pipeline.lifecycle_reads import (
     owner_of,
 )
 from sfconnector.pipeline.lookups import OrgLookups, Querier
+from sfconnector.pipeline.pending_writes import (
+    PendingTargets,
+    PendingVersions,
+    pending_targets,
+    replay_pending,
+)
 from sfconnector.pipeline.referrals import DecisionRules, ReferralOutcome
 from sfconnector.pipeline.writes import email_entry, rep_task_entry
 from sfconnector.rules.lifecycle import (
@@ -187,8 +193,26 @@ def _memory_wins(remembered: _Remembered, content: tuple[Any, ...], modified: da
     return not (modified is not None and modified > remembered.decided_at)
 
 
+@dataclass(frozen=True)
+class _Unfinished:
+    """Records addressed by writes not landed yet: by key, by Salesforce id (15), advocates (15)."""
+
+    referral_keys: frozenset[str] = frozenset()
+    referral_ids: frozenset[str] = frozenset()
+    reward_keys: frozenset[str] = frozenset()
+    reward_ids: frozenset[str] = frozenset()
+    advocates: frozenset[str] = frozenset()
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+# Reads the durable outbox: the unfinished writes to these objects, in decision order.
+UnfinishedWrites = Callable[[Sequence[str]], Sequence[OutboxEntry]]
+
+
 class _Memory:
-    """What this process decided recently and may still be writing: overlaid on Salesforce's answers."""
+    """What this process decided recently and may still be writing, and what the outbox says a predecessor
+    decided and is still writing: overlaid on Salesforce's answers."""
 
     def __init__(self, seconds: float, clock: Callable[[], float]) -> None:
         self._seconds, self._clock = seconds, clock
@@ -205,11 +229,46 @@ class _Memory:
             self.referrals, self.rewards, self.totals = dict(referrals), dict(rewards), dict(totals)
         self._last = (batch_keys, (dict(self.referrals), dict(self.rewards), dict(self.totals)))
 
-    def expire(self) -> None:
+    def expire(self, unfinished: _Unfinished | None = None) -> None:
+        """Forget decisions older than the memory's span, except those whose writes are still unfinished."""
         horizon = self._clock() - self._seconds
-        self.referrals = {k: v for k, v in self.referrals.items() if v.at >= horizon}
-        self.rewards = {k: v for k, v in self.rewards.items() if v.at >= horizon}
-        self.totals = {k: v for k, v in self.totals.items() if v[0] >= horizon}
+        keep = unfinished or _Unfinished()
+        self.referrals = {
+            k: v
+            for k, v in self.referrals.items()
+            if v.at >= horizon or k in keep.referral_keys or id15(v.row.id) in keep.referral_ids
+        }
+        self.rewards = {
+            k: v
+            for k, v in self.rewards.items()
+            if v.at >= horizon or k in keep.reward_keys or id15(v.row.id) in keep.reward_ids
+        }
+        self.totals = {k: v for k, v in self.totals.items() if v[0] >= horizon or k in keep.advocates}
+
+    def known(self) -> _Unfinished:
+        """The records this memory holds, by key and by Salesforce id."""
+        return _Unfinished(
+            frozenset(self.referrals),
+            frozenset(id15(r.row.id) for r in self.referrals.values() if r.row.id),
+            frozenset(self.rewards),
+            frozenset(id15(r.row.id) for r in self.rewards.values() if r.row.id),
+            frozenset(self.totals),
+        )
+
+    def hydrate(self, pending: PendingVersions) -> None:
+        """Take in what a predecessor decided and has not landed (see `pending_writes`), for records this
+        process has not decided itself."""
+        now = self._clock()
+        for key, (decided_at, row, versions) in pending.referrals.items():
+            if key not in self.referrals and "@{" not in key:
+                contents = [_referral_content(v) for v in versions]
+                self.referrals[key] = _Remembered(now, decided_at or _EPOCH, row, contents)
+        for key, (decided_at, reward, reward_versions) in pending.rewards.items():
+            if key not in self.rewards:
+                contents = [_reward_content(v) for v in reward_versions]
+                self.rewards[key] = _Remembered(now, decided_at or _EPOCH, reward, contents)
+        for advocate_id, values in pending.totals.items():
+            self.totals.setdefault(advocate_id, (now, values))
 
     def apply(
         self,
@@ -251,9 +310,11 @@ class LifecycleDecider:
         *,
         memory_seconds: float = MEMORY_SECONDS,
         monotonic: Callable[[], float] = time.monotonic,
+        unfinished_writes: UnfinishedWrites | None = None,
     ) -> None:
         self._rules, self._rewards, self._reader, self._own = rules, rewards, reader, own_client
         self._memory = _Memory(memory_seconds, monotonic)
+        self._unfinished_writes = unfinished_writes
 
     def decide(
         self, events: Sequence[StreamEvent], outcomes: Sequence[ReferralOutcome], now: datetime
@@ -271,7 +332,7 @@ class LifecycleDecider:
         self._memory.begin(
             frozenset(signals.event_keys) | frozenset(o.candidate.source_key for o in outcomes)
         )
-        self._memory.expire()
+        self._memory.expire(self._overlay_unfinished())
         batch = _Batch(self._rules, self._rewards, self._reader, self._memory, signals, outcomes, now)
         result = batch.run()
         self._memory.apply(
@@ -281,6 +342,49 @@ class LifecycleDecider:
             (batch.landed_referrals, batch.landed_rewards),
         )
         return result
+
+    def _overlay_unfinished(self) -> _Unfinished | None:
+        """Bring the outbox's unfinished writes this memory does not hold into it (after a restart or a
+        reload: the writes of the process before), reading only the records they address; returns what
+        is unfinished, which the memory keeps however long the writes take."""
+        if self._unfinished_writes is None:
+            return None
+        m = self._rules.mapping
+        entries = self._unfinished_writes([m.referral.object, m.reward.object, m.advocate.object])
+        targets = pending_targets(entries, m)
+        known = self._memory.known()
+        missing = PendingTargets(
+            tuple(k for k in targets.referral_keys if k not in known.referral_keys),
+            tuple(i for i in targets.referral_ids if id15(i) not in known.referral_ids),
+            tuple(k for k in targets.reward_keys if k not in known.reward_keys),
+            tuple(i for i in targets.reward_ids if id15(i) not in known.reward_ids),
+        )
+        advocates = frozenset(
+            id15(e.record_id) for e in entries if e.sobject == m.advocate.object and e.record_id
+        )
+        if missing or advocates - known.advocates:
+            referrals = (
+                self._reader.referrals_by(ids=missing.referral_ids, keys=missing.referral_keys)
+                if missing.referral_ids or missing.referral_keys
+                else []
+            )
+            rewards = [
+                *(self._reader.rewards_by_key(missing.reward_keys) if missing.reward_keys else []),
+                *(self._reader.rewards_by_id(missing.reward_ids) if missing.reward_ids else []),
+            ]
+            self._memory.hydrate(replay_pending(entries, referrals, rewards, m))
+            log.info(
+                "lifecycle.unfinished_writes_overlaid",
+                referrals=len(missing.referral_keys) + len(missing.referral_ids),
+                rewards=len(missing.reward_keys) + len(missing.reward_ids),
+            )
+        return _Unfinished(
+            frozenset(targets.referral_keys),
+            frozenset(id15(i) for i in targets.referral_ids),
+            frozenset(targets.reward_keys),
+            frozenset(id15(i) for i in targets.reward_ids),
+            advocates,
+        )
 
 
 class _Batch:

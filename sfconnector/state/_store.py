@@ -19,6 +19,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -293,6 +294,31 @@ class StateStore:
             [_ts(now), int(limit)],
         )
         return [_entry(r) for r in rows]
+
+    def unfinished_outbox(self, sobjects: Sequence[str]) -> list[OutboxEntry]:
+        """Writes to these objects decided and not yet landed (pending, retrying, being sent), in decision
+        order, with the record ids their done dependencies returned filled into their "@{key}" placeholders:
+        what a restarted process must overlay on Salesforce's answers to decide as its predecessor would."""
+        if not sobjects:
+            return []
+        marks = ", ".join("?" for _ in sobjects)
+        rows = self._rows(
+            "SELECT o.*, d.result_id AS dependency_result FROM outbox o"
+            " LEFT JOIN outbox d ON d.key = o.depends_on AND d.status = 'done'"
+            f" WHERE o.status IN ('pending', 'retrying', 'sending') AND o.sobject IN ({marks}) ORDER BY o.seq",
+            list(sobjects),
+        )
+        entries: list[OutboxEntry] = []
+        for row in rows:
+            entry = _entry(row)
+            if entry.depends_on and row["dependency_result"]:
+                placeholder, result = "@{" + entry.depends_on + "}", str(row["dependency_result"])
+                fields = {
+                    k: v.replace(placeholder, result) if isinstance(v, str) else v for k, v in entry.fields.items()
+                }
+                entry = replace(entry, fields=fields)
+            entries.append(entry)
+        return entries
 
     def outbox_entry(self, key: str) -> OutboxEntry | None:
         rows = self._rows("SELECT * FROM outbox WHERE key = ?", [key])
@@ -588,6 +614,7 @@ def _entry(row: Mapping[str, Any]) -> OutboxEntry:
         last_error=row["last_error"],
         result_id=row["result_id"],
         next_attempt_at=_parse_ts(row["next_attempt_at"]),
+        created_at=_parse_ts(row["created_at"]),
     )
 
 

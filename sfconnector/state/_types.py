@@ -61,6 +61,7 @@ class OutboxEntry:
     last_error: str | None = None
     result_id: str | None = None  # the record id Salesforce returned, once done
     next_attempt_at: datetime | None = None  # when it is (next) due
+    created_at: datetime | None = None  # when the decision was committed (set when read back)
 
 
 @dataclass(frozen=True)
