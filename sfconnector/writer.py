@@ -261,14 +261,18 @@ class OutboxWriter:
             else:
                 upserts_ok.append(entry)
 
-        # phase 1: reads
+        # phase 1: reads. Upserts are read by key when they are conditional, or when an update of the same
+        # object is in the round: the one record an upsert and an update may both address is found by id.
         conditional = [e for e in updates if e.expect]
-        queries = self._precheck_queries(conditional, creates)
+        updated_objects = {e.sobject for e in updates}
+        keyed = [e for e in upserts_ok if e.expect or e.sobject in updated_objects]
+        queries = self._precheck_queries(conditional, creates, keyed)
         rows = self._run_queries(queries, tally, now)
+        upserts_ok, updates = self._one_write_per_record(keyed, upserts_ok, updates, rows, tally)
 
         # decide
         to_update = [e for e in updates if not e.expect]
-        for entry in conditional:
+        for entry in (e for e in updates if e.expect):
             if entry.key in tally.failed:
                 continue
             decision = _conditional_decision(entry, rows.get(("update", entry.sobject), {}))
@@ -300,13 +304,75 @@ class OutboxWriter:
         if emails:
             self._send_emails(emails, tally, now)
 
+    def _one_write_per_record(
+        self,
+        keyed: list[OutboxEntry],
+        upserts: list[OutboxEntry],
+        updates: list[OutboxEntry],
+        rows: Mapping[tuple[str, str], Mapping[str, Mapping[str, Any]]],
+        tally: _Tally,
+    ) -> tuple[list[OutboxEntry], list[OutboxEntry]]:
+        """Settle conditional upserts against the record their key finds, and hold back every write to a
+        record an earlier write (by decision order) of this round also addresses: an upsert by key and an
+        update by id of the same record land one after the other, oldest first, never reordered."""
+        record_of: dict[str, str] = {}  # entry key -> record id (15)
+        settled: set[str] = set()
+        for entry in keyed:
+            if entry.key in tally.failed:
+                settled.add(entry.key)
+                continue
+            ext = str(entry.external_id_field)
+            row = rows.get(("upsert", f"{entry.sobject}.{ext}"), {}).get(str(entry.fields.get(ext)).lower())
+            if row is None:
+                continue  # creates its record: nothing else can address it yet
+            record_of[entry.key] = str(row.get("Id") or "")[:15]
+            if entry.expect:
+                decision = _conditional_decision(
+                    replace(entry, record_id=str(row.get("Id"))), {record_of[entry.key]: row}
+                )
+                if decision == "already":
+                    self._done(entry, str(row.get("Id")), tally)
+                    settled.add(entry.key)
+                elif decision != "write":
+                    self._skip(entry, decision, tally)
+                    settled.add(entry.key)
+        for entry in updates:
+            record_of.setdefault(entry.key, str(entry.record_id)[:15])
+        first: dict[str, OutboxEntry] = {}
+        held: set[str] = set()
+        for entry in sorted((e for e in [*upserts, *updates] if e.key not in settled), key=lambda e: e.seq):
+            record = record_of.get(entry.key)
+            if record is None:
+                continue
+            if record in first:
+                held.add(entry.key)  # stays pending: the next drain sends it after the earlier one landed
+                _log.info("outbox.held_for_order", key=entry.key, after=first[record].key)
+            else:
+                first[record] = entry
+        return (
+            [e for e in upserts if e.key not in settled and e.key not in held],
+            [e for e in updates if e.key not in held],
+        )
+
     # -- phase 1 ----------------------------------------------------------------------------------------
 
     def _precheck_queries(
-        self, conditional: list[OutboxEntry], creates: list[OutboxEntry]
+        self, conditional: list[OutboxEntry], creates: list[OutboxEntry], keyed: Sequence[OutboxEntry] = ()
     ) -> list[tuple[tuple[str, str], str, list[OutboxEntry], str]]:
         """(group, soql, entries, key column) for every pre-check; IN lists kept short (URI limits)."""
         queries: list[tuple[tuple[str, str], str, list[OutboxEntry], str]] = []
+        by_upsert_key: dict[tuple[str, str], list[OutboxEntry]] = defaultdict(list)
+        for entry in keyed:
+            by_upsert_key[(entry.sobject, str(entry.external_id_field))].append(entry)
+        for (sobject, ext), group in by_upsert_key.items():
+            columns = "".join(
+                f", {f}" for f in sorted({f for e in group for f in (e.expect or {})} - {"Id", ext})
+            )
+            for keys in chunked_in(sorted({str(e.fields.get(ext)) for e in group})):
+                wanted = set(keys)
+                chunk = [e for e in group if str(e.fields.get(ext)) in wanted]
+                query = soql(f"SELECT Id, {ext}{columns} FROM {sobject} WHERE {ext} IN {{keys}}", keys=keys)
+                queries.append((("upsert", f"{sobject}.{ext}"), query, chunk, ext))
         by_object: dict[str, list[OutboxEntry]] = defaultdict(list)
         for entry in conditional:
             by_object[entry.sobject].append(entry)
@@ -654,6 +720,8 @@ def _invalid(entry: OutboxEntry) -> str | None:
             return f"invalid record id {entry.record_id!r}"
         if any(not _IDENT.match(f) for f in entry.expect or {}):
             return "invalid field name in expect"
+    if entry.op == "upsert" and any(not _IDENT.match(f) for f in entry.expect or {}):
+        return "invalid field name in expect"
     if entry.op == "upsert" or entry.op in CREATE_OPS:
         ext = entry.external_id_field or (DEFAULT_CREATE_KEY_FIELD if entry.op in CREATE_OPS else "")
         if not _IDENT.match(ext):

@@ -94,3 +94,12 @@ def test_rewards_and_the_last_unfinished_totals_per_advocate_are_replayed() -> N
     _, row, _ = pending.rewards["reward:006Q000000Kk7Aa:flat"]
     assert (row.amount, row.status, row.created) == (Decimal("125.5"), "Approved", DECIDED)
     assert pending.totals == {"a00Q0000002AAAA"[:15]: (4, 1, Decimal("125.5"))}
+
+
+def test_a_conditional_upsert_of_a_record_not_created_yet_creates_it() -> None:
+    entry = _upsert("lead:00QQ000000Ee3GHI", Status__c="Lead", Advocate__c="a00Q0000003")
+    entry = OutboxEntry(**{**entry.__dict__, "expect": {"Status__c": "Lead"}})
+    pending = replay_pending([entry], [], [], MAPPING)
+    assert pending.referrals["lead:00QQ000000Ee3GHI"][1].status == "Lead"
+    moved_on = ReferralRow("lead:00QQ000000Ee3GHI", "Won", id=REFERRAL_ID)
+    assert replay_pending([entry], [moved_on], [], MAPPING).referrals == {}

@@ -613,3 +613,56 @@ def test_after_a_throttle_pause_one_call_refreshes_the_reading(
     assert (
         second.api_calls == 1 and second.paused_until is not None and second.paused_until > first.paused_until
     )
+
+
+def _landed_referral(org: Any, client: SalesforceClient, store: StateStore) -> tuple[str, str]:
+    """A referral whose routing upsert reached Salesforce but was never recorded done (the process was
+    killed between the answer and `mark_done`): (lead id, referral id)."""
+    lead = person_creates_lead(org, client, LastName="Ferreira")
+    commit(store, referral(lead["Id"]))
+    landed = OutboxWriter(StateStore.open(store.path), client)  # a predecessor whose answers are lost
+    assert landed.drain_once().done == 1
+    (row,) = client.query(f"SELECT Id FROM Referral__c WHERE External_Key__c = 'lead:{lead['Id']}'")
+    store._db.execute(
+        "UPDATE outbox SET status = 'pending', result_id = NULL WHERE key = ?", [f"referral:{lead['Id']}"]
+    )
+    return lead["Id"], str(row["Id"])
+
+
+def test_a_replayed_upsert_and_a_newer_update_of_the_same_record_land_oldest_first(
+    org: Any, client: SalesforceClient, store: StateStore
+) -> None:
+    lead_id, referral_id = _landed_referral(org, client, store)
+    converted = OutboxEntry(
+        key=f"referral-status:lead:{lead_id}:Converted:e1", op="update", sobject="Referral__c",
+        fields={"Status__c": "Converted"}, record_id=referral_id, expect={"Status__c": "Lead"},
+    )  # fmt: skip
+    commit(store, converted)
+    w = writer(store, client)
+    first = w.drain_once()
+    assert first.done == 1  # the replayed upsert; the update waits for it
+    assert store.outbox_entry(converted.key).status == "pending"  # type: ignore[union-attr]
+    assert w.drain_once().done == 1
+    (row,) = client.query(f"SELECT Status__c FROM Referral__c WHERE Id = '{referral_id}'")
+    assert row["Status__c"] == "Converted"
+
+
+def test_a_conditional_upsert_is_refused_when_the_record_moved_on_since_the_decision(
+    org: Any, client: SalesforceClient, store: StateStore
+) -> None:
+    lead_id, referral_id = _landed_referral(org, client, store)
+    token = client._tokens.token()
+    requests.patch(
+        f"{token.instance_url}/services/data/v{client.api_version}/sobjects/Referral__c/{referral_id}",
+        json={"Status__c": "Won"},
+        headers={"Authorization": f"Bearer {token.access_token}"},
+        verify=str(org.ca_path),
+        timeout=10,
+    ).raise_for_status()
+    key = f"referral:{lead_id}"
+    store._db.execute("UPDATE outbox SET expect = ? WHERE key = ?", ['{"Status__c": "Lead"}', key])
+    report = writer(store, client).drain_once()
+    assert (report.done, report.skipped) == (0, 1)
+    assert "changed since the decision" in str(store.outbox_entry(key).last_error)  # type: ignore[union-attr]
+    (row,) = client.query(f"SELECT Status__c FROM Referral__c WHERE Id = '{referral_id}'")
+    assert row["Status__c"] == "Won"

@@ -684,6 +684,7 @@ class _Batch:
                 ref.object,
                 {ref.external_key: row.key, **fields},
                 external_id_field=ref.external_key,
+                expect={ref.status: row.status},
             )
         self.result.outbox.append(entry)
         self.result.status_decisions.append((row.key, decision))

@@ -70,8 +70,8 @@ def replay_pending(
     mapping: SchemaMapping,
 ) -> PendingVersions:
     """Apply the unfinished writes, oldest first, to the records Salesforce has (or to nothing, for an upsert
-    that will create its record). A conditional update whose expected values the record no longer has is
-    left out: the writer will skip it too."""
+    that will create its record). A conditional write whose expected values the record no longer has is
+    left out: the writer will skip it too (an upsert's expectation holds for a record not created yet)."""
     out = PendingVersions()
     referral_rows = {r.key: r for r in referrals}
     referral_keys = {id15(r.id): r.key for r in referrals if r.id}
@@ -84,8 +84,9 @@ def replay_pending(
             if key is None:
                 continue
             held = out.referrals.get(key)
-            row = held[1] if held else referral_rows.get(key) or ReferralRow(key=key, status="")
-            if not _expected(entry, {mapping.referral.status: row.status}):
+            existing = held[1] if held else referral_rows.get(key)
+            row = existing or ReferralRow(key=key, status="")
+            if existing is not None and not _expected(entry, {mapping.referral.status: row.status}):
                 continue
             row = _referral(row, entry.fields, mapping)
             out.referrals[key] = (
@@ -98,13 +99,11 @@ def replay_pending(
             if key is None:
                 continue
             held_reward = out.rewards.get(key)
-            reward = (
-                held_reward[1]
-                if held_reward
-                else reward_rows.get(key)
-                or RewardRow(key=key, status="", amount=Decimal(0), created=entry.created_at)
+            existing_reward = held_reward[1] if held_reward else reward_rows.get(key)
+            reward = existing_reward or RewardRow(
+                key=key, status="", amount=Decimal(0), created=entry.created_at
             )
-            if not _expected(entry, {mapping.reward.status: reward.status}):
+            if existing_reward is not None and not _expected(entry, {mapping.reward.status: reward.status}):
                 continue
             reward = _reward(reward, entry.fields, mapping)
             versions = [*(held_reward[2] if held_reward else []), reward]

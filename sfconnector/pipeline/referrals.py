@@ -303,6 +303,9 @@ def _writes(
             sobject=ref.object,
             fields=referral,
             external_id_field=ref.external_key,
+            # Creates the referral, or finds it as decided (a replay after a lost answer); never takes
+            # back a status the referral has moved on to since.
+            expect={ref.status: referral[ref.status]},
             depends_on=depends,
         )
     )

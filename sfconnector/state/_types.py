@@ -53,7 +53,9 @@ class OutboxEntry:
     fields: Mapping[str, Any]  # JSON-serialisable; for upsert includes the external id field's value
     record_id: str | None = None  # for update
     external_id_field: str | None = None  # for upsert (and create_once; default External_Key__c)
-    expect: Mapping[str, Any] | None = None  # for update: apply only while the record still has these values
+    # For update: apply only while the record still has these values; for upsert: only while the record is
+    # absent (the upsert creates it) or still has them.
+    expect: Mapping[str, Any] | None = None
     depends_on: str | None = None  # key of the entry whose result id fills "@{key}" placeholders in fields
     seq: int = 0
     attempts: int = 0
